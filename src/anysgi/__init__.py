@@ -1,0 +1,11 @@
+"""anysgi: run any Python web app behind any server.
+
+ASGI <-> WSGI <-> FastCGI, on one portable async core written against anyio,
+so every async part runs on asyncio or trio.
+"""
+
+from __future__ import annotations
+
+from ._version import __version__ as __version__
+
+__all__ = ("__version__",)
