@@ -58,10 +58,9 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
             "root_path": scope.get("root_path", ""),
             "query_string": scope["query_string"].decode("latin-1"),
         }
-        body = json.dumps(info).encode()
         headers = [(b"content-type", b"application/json")]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
+        await send({"type": "http.response.body", "body": json.dumps(info).encode()})
     elif path == "/":
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": b"Hello, world!\n"})
