@@ -1,0 +1,903 @@
+"""The :class:`Connection`: bytes in, events out; events in, bytes out. No I/O.
+
+It owns the receive buffer, the table of active requests and the management-record
+bookkeeping; what each request may do next is asked of ``_state.py``.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, KeysView
+from typing import Final, final
+
+from ._buffer import ReceiveBuffer
+from ._constants import (
+    FCGI_KEEP_CONN,
+    FCGI_VERSION_1,
+    MAX_CONTENT_LENGTH,
+    MAX_REQUEST_ID,
+    ProtocolStatus,
+    RecordType,
+    Role,
+)
+from ._errors import LocalProtocolError, RemoteProtocolError
+from ._events import (
+    AbortRequest,
+    BeginRequest,
+    ConnectionClosed,
+    Data,
+    DataEnd,
+    EndRequest,
+    Event,
+    GetValues,
+    GetValuesResult,
+    Params,
+    Stderr,
+    StderrEnd,
+    Stdin,
+    StdinEnd,
+    Stdout,
+    StdoutEnd,
+    UnknownManagementRecord,
+    UnknownType,
+)
+from ._pairs import PairDecoder, decode_pairs, encode_pairs
+from ._records import (
+    BEGIN_REQUEST_BODY,
+    END_REQUEST_BODY,
+    HEADER,
+    UNKNOWN_TYPE_BODY,
+    encode_record,
+    encode_stream,
+)
+from ._state import (
+    SENT_BY,
+    SERVER,
+    Kind,
+    RequestMachine,
+    RequestState,
+    Side,
+    begin_kind,
+    closing_kinds,
+)
+
+__all__ = (
+    "DEFAULT_MAX_CONCURRENT_REQUESTS",
+    "DEFAULT_MAX_NAME_LENGTH",
+    "DEFAULT_MAX_PARAMS_SIZE",
+    "DEFAULT_MAX_VALUE_LENGTH",
+    "NEED_DATA",
+    "Connection",
+    "NeedData",
+)
+
+#: Default ``max_params_size``: 1 MiB. The PARAMS stream carries the request line and headers,
+#: so it is as large as the front end lets them be: nginx accepts at most 4 x 8 KiB of header
+#: lines by default (``large_client_header_buffers``), Apache up to 100 fields of 8190 bytes
+#: (``LimitRequestFields``, ``LimitRequestFieldSize``), about 800 KiB, plus the variables each
+#: server adds. 1 MiB holds all of that and bounds what one request can make us store.
+DEFAULT_MAX_PARAMS_SIZE: Final = 1024 * 1024
+
+#: Default ``max_concurrent_requests``: 100. nginx and Apache never multiplex (one request per
+#: connection at a time); a multiplexing client gets 100, and one connection can then hold at
+#: most 100 x ``max_params_size`` of parameters.
+DEFAULT_MAX_CONCURRENT_REQUESTS: Final = 100
+
+#: Default ``max_name_length``: 16 KiB. Parameter names are fixed CGI names or ``HTTP_`` plus a
+#: header name, and no header line is longer than 8 KiB in nginx or 8190 bytes in Apache by
+#: default; twice that leaves room for front ends configured with larger buffers.
+DEFAULT_MAX_NAME_LENGTH: Final = 16 * 1024
+
+#: Default ``max_value_length``: 1 MiB, the whole PARAMS budget. A front end merges repeated
+#: header fields into one value (Apache joins them with ", "), so one value may be most of the
+#: request's headers. Lower it when the front end cannot send such values.
+DEFAULT_MAX_VALUE_LENGTH: Final = 1024 * 1024
+
+
+class NeedData(enum.Enum):
+    """The type of :data:`NEED_DATA`."""
+
+    NEED_DATA = "NEED_DATA"
+
+    def __repr__(self) -> str:
+        return "NEED_DATA"
+
+    __str__ = __repr__
+
+
+#: Returned by :meth:`Connection.next_event` when the data received so far holds no further
+#: complete event: feed more with :meth:`Connection.receive_data`.
+NEED_DATA: Final = NeedData.NEED_DATA
+
+_CONNECTION_CLOSED: Final = ConnectionClosed()
+_ROLES: Final[dict[int, Role]] = {role.value: role for role in Role}
+_PROTOCOL_STATUSES: Final[dict[int, ProtocolStatus]] = {s.value: s for s in ProtocolStatus}
+_KNOWN_TYPES: Final = frozenset(t.value for t in RecordType)
+_MANAGEMENT: Final = frozenset(
+    {RecordType.GET_VALUES, RecordType.GET_VALUES_RESULT, RecordType.UNKNOWN_TYPE}
+)
+_MAX_APP_STATUS: Final = 0xFFFF_FFFF
+
+
+class _Request(RequestMachine):
+    """One active request: its state machine plus what the connection keeps for it."""
+
+    __slots__ = ("decoder", "keep_conn", "params", "role")
+
+    def __init__(self, role: Role | int, keep_conn: bool) -> None:
+        super().__init__()
+        self.role = role
+        self.keep_conn = keep_conn
+        #: Decoded PARAMS so far (server side only).
+        self.params: dict[bytes, bytes] = {}
+        #: Created by the first non-empty PARAMS record.
+        self.decoder: PairDecoder | None = None
+
+
+def _empty(record_type: RecordType, request_id: int) -> bytes:
+    """The empty record that ends a stream."""
+    return HEADER.pack(FCGI_VERSION_1, record_type, request_id, 0, 0)
+
+
+def _int_in(value: object, low: int, high: int) -> bool:
+    """Whether *value* is an int (not a bool) from *low* to *high*.
+
+    Events are plain dataclasses, and callers without a type checker can put anything in
+    them: what goes on the wire is checked at run time, whatever the annotations say.
+    """
+    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+
+
+def _positive_int(name: str, value: int, maximum: int = 2**63) -> int:
+    if not _int_in(value, 1, maximum):
+        raise ValueError(f"{name} must be an integer from 1 to {maximum}, not {value!r}")
+    return value
+
+
+@final
+class Connection:
+    """One end of one FastCGI connection, without the I/O.
+
+    Feed it what the peer sent with :meth:`receive_data`, then call :meth:`next_event` until it
+    returns :data:`NEED_DATA`; turn what you want to say into bytes with :meth:`send` and write
+    them. The connection checks everything the FastCGI 1.0 specification requires of the peer
+    (a :class:`RemoteProtocolError`) and of you (a :class:`LocalProtocolError`), one request at
+    a time or many multiplexed.
+
+    Limits bound what a peer can make it store; exceeding one is a
+    :class:`RemoteProtocolError` that names it, raised as soon as the bytes that break it
+    arrive (a declared length is checked before any of its bytes are waited for).
+
+    :param side: :data:`SERVER` for the application's end, :data:`CLIENT` for the web
+        server's end.
+    :param max_params_size: most bytes of PARAMS stream one request may send. Default 1 MiB
+        (:data:`DEFAULT_MAX_PARAMS_SIZE`): holds the largest header block nginx (32 KiB) or
+        Apache (about 800 KiB) forwards with their default limits.
+    :param max_concurrent_requests: most requests active at once on this connection. A
+        server refuses a BEGIN_REQUEST beyond it as a protocol error: it is the value a driver
+        should advertise as ``FCGI_MAX_REQS``. A client refuses to send one. Default 100
+        (:data:`DEFAULT_MAX_CONCURRENT_REQUESTS`): nginx and Apache send one at a time, and
+        100 caps a multiplexing peer at 100 x *max_params_size* of parameters.
+    :param max_name_length: longest parameter name, in bytes. Default 16 KiB
+        (:data:`DEFAULT_MAX_NAME_LENGTH`): twice the longest header line nginx and Apache
+        accept by default.
+    :param max_value_length: longest parameter value, in bytes. Default 1 MiB
+        (:data:`DEFAULT_MAX_VALUE_LENGTH`): front ends merge repeated headers into one value,
+        so one value may be most of the PARAMS stream.
+    :raises ValueError: if a limit is not a positive integer.
+    """
+
+    __slots__ = (
+        "__weakref__",
+        "_buffer",
+        "_eof",
+        "_error",
+        "_max_concurrent",
+        "_max_name",
+        "_max_params",
+        "_max_value",
+        "_pending_get_values",
+        "_pending_unknown",
+        "_receivers",
+        "_requests",
+        "_senders",
+        "_side",
+    )
+
+    def __init__(
+        self,
+        side: Side,
+        *,
+        max_params_size: int = DEFAULT_MAX_PARAMS_SIZE,
+        max_concurrent_requests: int = DEFAULT_MAX_CONCURRENT_REQUESTS,
+        max_name_length: int = DEFAULT_MAX_NAME_LENGTH,
+        max_value_length: int = DEFAULT_MAX_VALUE_LENGTH,
+    ) -> None:
+        if not isinstance(side, Side):
+            raise TypeError(f"side must be SERVER or CLIENT, not {side!r}")
+        self._side = side
+        self._max_params = _positive_int("max_params_size", max_params_size)
+        self._max_concurrent = _positive_int(
+            "max_concurrent_requests", max_concurrent_requests, MAX_REQUEST_ID
+        )
+        self._max_name = _positive_int("max_name_length", max_name_length)
+        self._max_value = _positive_int("max_value_length", max_value_length)
+        self._buffer = ReceiveBuffer()
+        self._requests: dict[int, _Request] = {}
+        self._eof = False
+        self._error: RemoteProtocolError | None = None
+        # Management queries sent and not yet answered (spec 4): a GET_VALUES_RESULT or an
+        # UNKNOWN_TYPE is an answer, and an answer to nothing is an error. Counted per record
+        # type, so at most 256 counters whatever the peer sends.
+        self._pending_get_values = 0
+        self._pending_unknown: dict[int, int] = {}
+        receivers: dict[int, Callable[[int, int, int], Event | None]]
+        senders: dict[type, Callable[[Event], bytes]]
+        if side is SERVER:
+            receivers = {
+                RecordType.BEGIN_REQUEST: self._receive_begin_request,
+                RecordType.PARAMS: self._receive_params,
+                RecordType.STDIN: self._receive_stdin,
+                RecordType.DATA: self._receive_data,
+                RecordType.ABORT_REQUEST: self._receive_abort_request,
+            }
+            senders = {
+                Stdout: self._send_stdout,
+                StdoutEnd: self._send_stdout_end,
+                Stderr: self._send_stderr,
+                StderrEnd: self._send_stderr_end,
+                EndRequest: self._send_end_request,
+                GetValuesResult: self._send_get_values_result,
+                UnknownType: self._send_unknown_type,
+            }
+        else:
+            receivers = {
+                RecordType.STDOUT: self._receive_stdout,
+                RecordType.STDERR: self._receive_stderr,
+                RecordType.END_REQUEST: self._receive_end_request,
+            }
+            senders = {
+                BeginRequest: self._send_begin_request,
+                Params: self._send_params,
+                Stdin: self._send_stdin,
+                StdinEnd: self._send_stdin_end,
+                Data: self._send_data,
+                DataEnd: self._send_data_end,
+                AbortRequest: self._send_abort_request,
+                GetValues: self._send_get_values,
+                UnknownManagementRecord: self._send_unknown_management_record,
+            }
+        self._receivers = receivers
+        self._senders = senders
+
+    def __repr__(self) -> str:
+        return (
+            f"<Connection {self._side.name} active_requests={sorted(self._requests)}"
+            f"{' EOF' if self._eof else ''}{' ERROR' if self._error else ''}>"
+        )
+
+    # -- state -------------------------------------------------------------------------------
+
+    @property
+    def side(self) -> Side:
+        """Which end of the connection this is."""
+        return self._side
+
+    @property
+    def active_requests(self) -> KeysView[int]:
+        """The ids of the active requests: a live, read-only view.
+
+        An id becomes active with BEGIN_REQUEST and inactive with END_REQUEST (spec 3.3).
+        """
+        return self._requests.keys()
+
+    def request_state(self, request_id: int) -> RequestState | None:
+        """Where request *request_id* stands, or ``None`` if it is not active."""
+        request = self._requests.get(request_id)
+        return None if request is None else request.snapshot()
+
+    # -- receiving ---------------------------------------------------------------------------
+
+    def receive_data(self, data: bytes | bytearray | memoryview) -> None:
+        """Store bytes received from the peer; ``b""`` means the peer closed the connection.
+
+        Nothing is parsed here: call :meth:`next_event` for that, until :data:`NEED_DATA`,
+        before feeding more. The buffer then never holds more than one incomplete record
+        (at most 65,798 bytes) plus one read, so feed reads of a bounded size.
+
+        :raises LocalProtocolError: if data comes after ``b""``.
+        """
+        if data:
+            if self._eof:
+                raise LocalProtocolError("receive_data() was given data after b'' (EOF)")
+            if self._error is None:
+                self._buffer.feed(data)
+        else:
+            self._eof = True
+
+    def next_event(self) -> Event | NeedData:
+        """Parse and return the next event, or :data:`NEED_DATA`.
+
+        After ``receive_data(b"")`` and the last complete record, returns
+        :class:`ConnectionClosed`, on this call and every later one.
+
+        :raises RemoteProtocolError: if the peer broke the protocol. The connection is dead
+            then: this error is raised again by every later call.
+        """
+        if self._error is not None:
+            raise self._error.with_traceback(None)
+        try:
+            buffer = self._buffer
+            receivers = self._receivers
+            while True:
+                record = buffer.next_record()
+                if record is None:
+                    if not self._eof:
+                        return NEED_DATA
+                    missing = buffer.missing()
+                    if missing is None:
+                        return _CONNECTION_CLOSED
+                    raise RemoteProtocolError(f"connection closed {missing}")
+                record_type, request_id, offset, length = record
+                if request_id:
+                    receiver = receivers.get(record_type)
+                    if receiver is None:
+                        raise self._misdirected(record_type, request_id)
+                    event = receiver(request_id, offset, length)
+                else:
+                    event = self._receive_management(record_type, offset, length)
+                if event is not None:
+                    return event
+        except RemoteProtocolError as exc:
+            self._error = exc
+            raise
+
+    def _refused(self, request_id: int, request: _Request, kind: Kind) -> RemoteProtocolError:
+        return RemoteProtocolError(f"{kind.label} for request {request_id} {request.refusal(kind)}")
+
+    def _misdirected(self, record_type: int, request_id: int) -> RemoteProtocolError:
+        """The error for a record type that has no business arriving here."""
+        if record_type not in _KNOWN_TYPES:
+            if request_id:
+                return RemoteProtocolError(
+                    f"record of unknown type {record_type} for request {request_id}: only "
+                    f"management records (request id 0) may be of a type the receiver "
+                    f"does not know"
+                )
+            return RemoteProtocolError(
+                f"management record of unknown type {record_type} sent to a client: spec "
+                f"4.2 has only the application answer those"
+            )
+        known = RecordType(record_type)
+        if SENT_BY[known] is self._side:
+            sender = "application" if self._side is SERVER else "web server"
+            return RemoteProtocolError(
+                f"{known.name} record received by the {self._side.name} side: only the "
+                f"{sender} sends {known.name}"
+            )
+        if known in _MANAGEMENT:
+            return RemoteProtocolError(
+                f"{known.name} record with request id {request_id}: management records "
+                f"have request id 0"
+            )
+        return RemoteProtocolError(
+            f"{known.name} record with request id 0, which is reserved for management records"
+        )
+
+    # Server side: records from the web server.
+
+    def _receive_begin_request(self, request_id: int, offset: int, length: int) -> Event:
+        # Spec 3.3: an inactive id "becomes active when the application receives a record
+        # {FCGI_BEGIN_REQUEST, R, ...}": this is the one record an inactive id may carry.
+        requests = self._requests
+        if request_id in requests:
+            raise RemoteProtocolError(
+                f"BEGIN_REQUEST record for request {request_id}, which is already active"
+            )
+        if length != BEGIN_REQUEST_BODY.size:
+            # Spec 5.1: the body is FCGI_BeginRequestBody, 8 bytes.
+            raise RemoteProtocolError(
+                f"BEGIN_REQUEST record for request {request_id} has {length} bytes of "
+                f"content, not {BEGIN_REQUEST_BODY.size}"
+            )
+        if len(requests) >= self._max_concurrent:
+            raise RemoteProtocolError(
+                f"BEGIN_REQUEST record for request {request_id} while {len(requests)} "
+                f"requests are active: max_concurrent_requests={self._max_concurrent}"
+            )
+        role_value, flags = self._buffer.unpack(BEGIN_REQUEST_BODY, offset)
+        # Spec 5.5: a role the application does not know is still a request, rejected with
+        # FCGI_UNKNOWN_ROLE; so an unknown value is delivered as a plain int, not refused.
+        role: Role | int = _ROLES.get(role_value, role_value)
+        # Spec 5.1: "flags & FCGI_KEEP_CONN"; the other bits are reserved and ignored.
+        keep_conn = bool(flags & FCGI_KEEP_CONN)
+        request = _Request(role, keep_conn)
+        request.advance(begin_kind(role))
+        requests[request_id] = request
+        return BeginRequest(request_id, role, keep_conn)
+
+    def _receive_params(self, request_id: int, offset: int, length: int) -> Event | None:
+        request = self._requests.get(request_id)
+        if request is None:
+            # Spec 3.3: "While a request ID R is inactive, the application ignores records
+            # with requestId == R, except for FCGI_BEGIN_REQUEST records".
+            return None
+        if length:
+            if not request.advance(Kind.PARAMS):
+                raise self._refused(request_id, request, Kind.PARAMS)
+            decoder = request.decoder
+            if decoder is None:
+                decoder = request.decoder = PairDecoder(
+                    request.params,
+                    f"PARAMS stream of request {request_id}",
+                    max_name_length=self._max_name,
+                    max_value_length=self._max_value,
+                    max_size=self._max_params,
+                )
+            decoder.feed(self._buffer.content(offset, length))
+            return None
+        if not request.advance(Kind.PARAMS_END):
+            raise self._refused(request_id, request, Kind.PARAMS_END)
+        params = request.params
+        if request.decoder is not None:
+            request.decoder.close()
+            request.decoder = None
+        request.params = {}
+        return Params(request_id, params)
+
+    def _receive_stdin(self, request_id: int, offset: int, length: int) -> Event | None:
+        request = self._requests.get(request_id)
+        if request is None:
+            return None  # Spec 3.3: records for an inactive id are ignored.
+        if length:
+            if not request.advance(Kind.STDIN):
+                raise self._refused(request_id, request, Kind.STDIN)
+            return Stdin(request_id, self._buffer.content(offset, length))
+        if not request.advance(Kind.STDIN_END):
+            raise self._refused(request_id, request, Kind.STDIN_END)
+        return StdinEnd(request_id)
+
+    def _receive_data(self, request_id: int, offset: int, length: int) -> Event | None:
+        request = self._requests.get(request_id)
+        if request is None:
+            return None  # Spec 3.3: records for an inactive id are ignored.
+        if length:
+            if not request.advance(Kind.DATA):
+                raise self._refused(request_id, request, Kind.DATA)
+            return Data(request_id, self._buffer.content(offset, length))
+        if not request.advance(Kind.DATA_END):
+            raise self._refused(request_id, request, Kind.DATA_END)
+        return DataEnd(request_id)
+
+    def _receive_abort_request(self, request_id: int, offset: int, length: int) -> Event | None:
+        request = self._requests.get(request_id)
+        if request is None:
+            # Spec 3.3 again. This is also the usual race: the web server aborts a request
+            # whose END_REQUEST is already on its way.
+            return None
+        if length:
+            # Spec 5.4 defines {FCGI_ABORT_REQUEST, R} with no content; content means the
+            # sender frames records differently from us, and nothing after can be trusted.
+            raise RemoteProtocolError(
+                f"ABORT_REQUEST record for request {request_id} has {length} bytes of "
+                f"content, not 0"
+            )
+        if not request.advance(Kind.ABORT_REQUEST):
+            raise self._refused(request_id, request, Kind.ABORT_REQUEST)
+        return AbortRequest(request_id)
+
+    # Client side: records from the application.
+
+    def _receive_stdout(self, request_id: int, offset: int, length: int) -> Event | None:
+        request = self._requests.get(request_id)
+        if request is None:
+            # Spec 3.3's rule, applied by the client too: a record can only belong to a
+            # request we began and that has not ended. See the module docs for why this is
+            # skipped rather than refused.
+            return None
+        if length:
+            if not request.advance(Kind.STDOUT):
+                raise self._refused(request_id, request, Kind.STDOUT)
+            return Stdout(request_id, self._buffer.content(offset, length))
+        if not request.advance(Kind.STDOUT_END):
+            raise self._refused(request_id, request, Kind.STDOUT_END)
+        return StdoutEnd(request_id)
+
+    def _receive_stderr(self, request_id: int, offset: int, length: int) -> Event | None:
+        request = self._requests.get(request_id)
+        if request is None:
+            return None  # As for STDOUT.
+        if length:
+            if not request.advance(Kind.STDERR):
+                raise self._refused(request_id, request, Kind.STDERR)
+            return Stderr(request_id, self._buffer.content(offset, length))
+        if not request.advance(Kind.STDERR_END):
+            raise self._refused(request_id, request, Kind.STDERR_END)
+        return StderrEnd(request_id)
+
+    def _receive_end_request(self, request_id: int, offset: int, length: int) -> Event | None:
+        request = self._requests.get(request_id)
+        if request is None:
+            return None  # As for STDOUT.
+        if length != END_REQUEST_BODY.size:
+            # Spec 5.5: the body is FCGI_EndRequestBody, 8 bytes.
+            raise RemoteProtocolError(
+                f"END_REQUEST record for request {request_id} has {length} bytes of "
+                f"content, not {END_REQUEST_BODY.size}"
+            )
+        app_status, status_value = self._buffer.unpack(END_REQUEST_BODY, offset)
+        protocol_status = _PROTOCOL_STATUSES.get(status_value)
+        if protocol_status is None:
+            raise RemoteProtocolError(
+                f"END_REQUEST record for request {request_id} has protocolStatus "
+                f"{status_value}, which spec 5.5 does not define"
+            )
+        # Every active state accepts END_REQUEST (see _state.py), open streams included.
+        request.advance(Kind.END_REQUEST)
+        del self._requests[request_id]
+        return EndRequest(request_id, app_status, protocol_status)
+
+    # Management records (request id 0), both sides.
+
+    def _receive_management(self, record_type: int, offset: int, length: int) -> Event:
+        if self._side is SERVER:
+            if record_type == RecordType.GET_VALUES:
+                # Spec 4.1: "a sequence of name-value pairs with empty values"; the values
+                # are not used, but the pairs must be well formed and within the limits.
+                names = self._decode_management_pairs("GET_VALUES record", offset, length)
+                self._pending_get_values += 1
+                return GetValues(tuple(names))
+            if record_type not in _KNOWN_TYPES:
+                # Spec 4.2: "When an application receives a management record whose type T
+                # it does not understand, the application responds with
+                # {FCGI_UNKNOWN_TYPE, 0, {T}}." Its content, if any, means nothing to us.
+                pending = self._pending_unknown
+                pending[record_type] = pending.get(record_type, 0) + 1
+                return UnknownManagementRecord(record_type)
+            raise self._misdirected(record_type, 0)
+        if record_type == RecordType.GET_VALUES_RESULT:
+            if not self._pending_get_values:
+                raise RemoteProtocolError(
+                    "GET_VALUES_RESULT record, but no GET_VALUES record was sent"
+                )
+            values = self._decode_management_pairs("GET_VALUES_RESULT record", offset, length)
+            self._pending_get_values -= 1
+            return GetValuesResult(values)
+        if record_type == RecordType.UNKNOWN_TYPE:
+            if length != UNKNOWN_TYPE_BODY.size:
+                # Spec 4.2: the body is FCGI_UnknownTypeBody, 8 bytes.
+                raise RemoteProtocolError(
+                    f"UNKNOWN_TYPE record has {length} bytes of content, not "
+                    f"{UNKNOWN_TYPE_BODY.size}"
+                )
+            (unknown_type,) = self._buffer.unpack(UNKNOWN_TYPE_BODY, offset)
+            pending = self._pending_unknown
+            count = pending.get(unknown_type, 0)
+            if not count:
+                raise RemoteProtocolError(
+                    f"UNKNOWN_TYPE record for type {unknown_type}, but no management record "
+                    f"of that type was sent"
+                )
+            if count == 1:
+                del pending[unknown_type]
+            else:
+                pending[unknown_type] = count - 1
+            return UnknownType(unknown_type)
+        raise self._misdirected(record_type, 0)
+
+    def _decode_management_pairs(self, label: str, offset: int, length: int) -> dict[bytes, bytes]:
+        return decode_pairs(
+            self._buffer.content(offset, length),
+            max_name_length=self._max_name,
+            max_value_length=self._max_value,
+            label=label,
+        )
+
+    # -- sending -----------------------------------------------------------------------------
+
+    def send(self, event: Event) -> bytes:
+        """The bytes that say *event* to the peer; write them in the order they are returned.
+
+        A server sends :class:`Stdout`, :class:`StdoutEnd`, :class:`Stderr`,
+        :class:`StderrEnd`, :class:`EndRequest`, :class:`GetValuesResult` (to answer a
+        :class:`GetValues`) and :class:`UnknownType` (to answer an
+        :class:`UnknownManagementRecord`). A client sends :class:`BeginRequest`,
+        :class:`Params`, :class:`Stdin`, :class:`StdinEnd`, :class:`Data`, :class:`DataEnd`,
+        :class:`AbortRequest`, :class:`GetValues` and :class:`UnknownManagementRecord`.
+
+        Data of any length is cut into records of at most 65535 bytes, each padded to a
+        multiple of 8. :class:`EndRequest` first ends the STDOUT and STDERR streams left open
+        (and sends an empty STDOUT stream for a completed request that wrote none), then
+        makes the id inactive: records the peer still sends for it are ignored.
+
+        :raises LocalProtocolError: if *event* cannot be sent now: the other side's event, an
+            inactive request, out of order, a stream already ended, empty data, a value out
+            of range. Nothing changes then; the connection stays usable.
+        """
+        sender = self._senders.get(type(event))
+        if sender is None:
+            if type(event) in _ALL_EVENTS:
+                raise LocalProtocolError(
+                    f"the {self._side.name} side cannot send {type(event).__name__}"
+                )
+            raise LocalProtocolError(f"{event!r} is not a FastCGI event")
+        if self._error is not None:
+            raise LocalProtocolError(
+                f"cannot send on a connection that failed with a RemoteProtocolError: {self._error}"
+            )
+        return sender(event)
+
+    def _active(self, request_id: int, event: Event) -> _Request:
+        request = self._requests.get(request_id)
+        if request is None:
+            raise LocalProtocolError(
+                f"cannot send {type(event).__name__} for request {request_id}, which is not active"
+            )
+        return request
+
+    def _commit(self, request_id: int, request: _Request, kind: Kind, event: Event) -> None:
+        if not request.advance(kind):
+            raise LocalProtocolError(
+                f"cannot send {type(event).__name__} for request {request_id} "
+                f"{request.refusal(kind)}"
+            )
+
+    def _send_stream(
+        self,
+        event: Stdin | Data | Stdout | Stderr,
+        record_type: RecordType,
+        kind: Kind,
+        end: str,
+    ) -> bytes:
+        request_id = event.request_id
+        request = self._active(request_id, event)
+        data = event.data
+        if not data:
+            # Spec 3.3: a stream is "zero or more non-empty records ... followed by an empty
+            # record": an empty record would end the stream, so empty data is a mistake.
+            raise LocalProtocolError(
+                f"cannot send {type(event).__name__} with no data: end the stream with {end}"
+            )
+        parts: list[bytes | bytearray | memoryview] = []
+        encode_stream(parts, record_type, request_id, data)
+        self._commit(request_id, request, kind, event)
+        return b"".join(parts)
+
+    def _send_end_of_stream(
+        self, event: StdinEnd | DataEnd | StdoutEnd | StderrEnd, record_type: RecordType, kind: Kind
+    ) -> bytes:
+        request_id = event.request_id
+        request = self._active(request_id, event)
+        self._commit(request_id, request, kind, event)
+        return _empty(record_type, request_id)
+
+    # Server side.
+
+    def _send_stdout(self, event: Event) -> bytes:
+        assert isinstance(event, Stdout)
+        return self._send_stream(event, RecordType.STDOUT, Kind.STDOUT, "StdoutEnd")
+
+    def _send_stdout_end(self, event: Event) -> bytes:
+        assert isinstance(event, StdoutEnd)
+        return self._send_end_of_stream(event, RecordType.STDOUT, Kind.STDOUT_END)
+
+    def _send_stderr(self, event: Event) -> bytes:
+        assert isinstance(event, Stderr)
+        return self._send_stream(event, RecordType.STDERR, Kind.STDERR, "StderrEnd")
+
+    def _send_stderr_end(self, event: Event) -> bytes:
+        assert isinstance(event, StderrEnd)
+        return self._send_end_of_stream(event, RecordType.STDERR, Kind.STDERR_END)
+
+    def _send_end_request(self, event: Event) -> bytes:
+        assert isinstance(event, EndRequest)
+        request_id = event.request_id
+        request = self._active(request_id, event)
+        app_status = event.app_status
+        if not _int_in(app_status, 0, _MAX_APP_STATUS):
+            # Spec 5.5: appStatusB3..B0, four bytes.
+            raise LocalProtocolError(
+                f"EndRequest.app_status must be an int from 0 to {_MAX_APP_STATUS}, "
+                f"not {app_status!r}"
+            )
+        protocol_status = _PROTOCOL_STATUSES.get(event.protocol_status)
+        if protocol_status is None:
+            raise LocalProtocolError(
+                f"EndRequest.protocol_status must be a ProtocolStatus, not "
+                f"{event.protocol_status!r}"
+            )
+        closing = closing_kinds(
+            request, complete=protocol_status is ProtocolStatus.REQUEST_COMPLETE
+        )
+        parts = [
+            _empty(RecordType.STDOUT if kind is Kind.STDOUT_END else RecordType.STDERR, request_id)
+            for kind in closing
+        ]
+        parts.append(
+            HEADER.pack(FCGI_VERSION_1, RecordType.END_REQUEST, request_id, 8, 0)
+            + END_REQUEST_BODY.pack(app_status, protocol_status)
+        )
+        for kind in closing:
+            request.advance(kind)
+        request.advance(Kind.END_REQUEST)
+        # Spec 3.3: the id "becomes inactive when the application sends a record
+        # {FCGI_END_REQUEST, R, ...}".
+        del self._requests[request_id]
+        return b"".join(parts)
+
+    def _send_get_values_result(self, event: Event) -> bytes:
+        assert isinstance(event, GetValuesResult)
+        self._check_management(event)
+        if not self._pending_get_values:
+            raise LocalProtocolError("cannot send GetValuesResult: no GetValues to answer")
+        content = self._encode_management_pairs(event, event.values)
+        self._pending_get_values -= 1
+        return encode_record(RecordType.GET_VALUES_RESULT, 0, content)
+
+    def _send_unknown_type(self, event: Event) -> bytes:
+        assert isinstance(event, UnknownType)
+        self._check_management(event)
+        record_type = event.record_type
+        pending = self._pending_unknown
+        count = pending.get(record_type, 0)
+        if not count:
+            raise LocalProtocolError(
+                f"cannot send UnknownType({record_type!r}): no management record of that "
+                f"type was received"
+            )
+        if count == 1:
+            del pending[record_type]
+        else:
+            pending[record_type] = count - 1
+        return encode_record(RecordType.UNKNOWN_TYPE, 0, UNKNOWN_TYPE_BODY.pack(record_type))
+
+    # Client side.
+
+    def _send_begin_request(self, event: Event) -> bytes:
+        assert isinstance(event, BeginRequest)
+        request_id = event.request_id
+        if not _int_in(request_id, 1, MAX_REQUEST_ID):
+            # Spec 3.3: "Application records have a nonzero requestId"; two bytes of it.
+            raise LocalProtocolError(
+                f"BeginRequest.request_id must be an int from 1 to {MAX_REQUEST_ID}, "
+                f"not {request_id!r}"
+            )
+        requests = self._requests
+        if request_id in requests:
+            raise LocalProtocolError(
+                f"cannot send BeginRequest for request {request_id}, which is already active"
+            )
+        if len(requests) >= self._max_concurrent:
+            raise LocalProtocolError(
+                f"cannot send BeginRequest for request {request_id} while {len(requests)} "
+                f"requests are active: max_concurrent_requests={self._max_concurrent}"
+            )
+        role = event.role
+        if not _int_in(role, 0, 0xFFFF):
+            # Spec 5.1: roleB1, roleB0.
+            raise LocalProtocolError(f"BeginRequest.role must fit in two bytes, not {role!r}")
+        role = _ROLES.get(role, role)
+        request = _Request(role, bool(event.keep_conn))
+        request.advance(begin_kind(role))
+        requests[request_id] = request
+        return HEADER.pack(
+            FCGI_VERSION_1, RecordType.BEGIN_REQUEST, request_id, 8, 0
+        ) + BEGIN_REQUEST_BODY.pack(role, FCGI_KEEP_CONN if event.keep_conn else 0)
+
+    def _send_params(self, event: Event) -> bytes:
+        assert isinstance(event, Params)
+        request_id = event.request_id
+        request = self._active(request_id, event)
+        try:
+            content = encode_pairs(event.params)
+        except ValueError as exc:
+            raise LocalProtocolError(
+                f"cannot send Params for request {request_id}: {exc}"
+            ) from None
+        parts: list[bytes | bytearray | memoryview] = []
+        encode_stream(parts, RecordType.PARAMS, request_id, content)
+        # Spec 3.3: the stream ends with "an empty record (length == 0) of the stream type".
+        parts.append(_empty(RecordType.PARAMS, request_id))
+        self._commit(request_id, request, Kind.PARAMS_END, event)
+        return b"".join(parts)
+
+    def _send_stdin(self, event: Event) -> bytes:
+        assert isinstance(event, Stdin)
+        return self._send_stream(event, RecordType.STDIN, Kind.STDIN, "StdinEnd")
+
+    def _send_stdin_end(self, event: Event) -> bytes:
+        assert isinstance(event, StdinEnd)
+        return self._send_end_of_stream(event, RecordType.STDIN, Kind.STDIN_END)
+
+    def _send_data(self, event: Event) -> bytes:
+        assert isinstance(event, Data)
+        return self._send_stream(event, RecordType.DATA, Kind.DATA, "DataEnd")
+
+    def _send_data_end(self, event: Event) -> bytes:
+        assert isinstance(event, DataEnd)
+        return self._send_end_of_stream(event, RecordType.DATA, Kind.DATA_END)
+
+    def _send_abort_request(self, event: Event) -> bytes:
+        assert isinstance(event, AbortRequest)
+        request_id = event.request_id
+        request = self._active(request_id, event)
+        self._commit(request_id, request, Kind.ABORT_REQUEST, event)
+        return _empty(RecordType.ABORT_REQUEST, request_id)
+
+    def _send_get_values(self, event: Event) -> bytes:
+        assert isinstance(event, GetValues)
+        self._check_management(event)
+        content = self._encode_management_pairs(event, [(name, b"") for name in event.names])
+        self._pending_get_values += 1
+        return encode_record(RecordType.GET_VALUES, 0, content)
+
+    def _send_unknown_management_record(self, event: Event) -> bytes:
+        assert isinstance(event, UnknownManagementRecord)
+        self._check_management(event)
+        record_type = event.record_type
+        if not _int_in(record_type, 0, 0xFF):
+            raise LocalProtocolError(
+                f"UnknownManagementRecord.record_type must be an int from 0 to 255, "
+                f"not {record_type!r}"
+            )
+        if record_type in _KNOWN_TYPES:
+            raise LocalProtocolError(
+                f"UnknownManagementRecord.record_type {record_type} is "
+                f"{RecordType(record_type).name}, a type spec 8 defines"
+            )
+        pending = self._pending_unknown
+        pending[record_type] = pending.get(record_type, 0) + 1
+        return _empty_management(record_type)
+
+    def _check_management(
+        self, event: GetValues | GetValuesResult | UnknownType | UnknownManagementRecord
+    ) -> None:
+        if event.request_id != 0:
+            # Spec 3.3: "Management records have a requestId value of zero".
+            raise LocalProtocolError(
+                f"{type(event).__name__}.request_id must be 0 (management records have the "
+                f"null request id), not {event.request_id!r}"
+            )
+
+    def _encode_management_pairs(
+        self, event: Event, pairs: dict[bytes, bytes] | list[tuple[bytes, bytes]]
+    ) -> bytes:
+        try:
+            content = encode_pairs(pairs)
+        except ValueError as exc:
+            raise LocalProtocolError(f"cannot send {type(event).__name__}: {exc}") from None
+        if len(content) > MAX_CONTENT_LENGTH:
+            # Spec 4.1 answers a query with one record, {FCGI_GET_VALUES_RESULT, 0, ...}, and
+            # a record holds at most 65535 bytes.
+            raise LocalProtocolError(
+                f"cannot send {type(event).__name__}: its pairs take {len(content)} bytes, "
+                f"more than the {MAX_CONTENT_LENGTH} of one record"
+            )
+        return content
+
+
+def _empty_management(record_type: int) -> bytes:
+    return HEADER.pack(FCGI_VERSION_1, record_type, 0, 0, 0)
+
+
+_ALL_EVENTS: Final = frozenset(
+    {
+        AbortRequest,
+        BeginRequest,
+        ConnectionClosed,
+        Data,
+        DataEnd,
+        EndRequest,
+        GetValues,
+        GetValuesResult,
+        Params,
+        Stderr,
+        StderrEnd,
+        Stdin,
+        StdinEnd,
+        Stdout,
+        StdoutEnd,
+        UnknownManagementRecord,
+        UnknownType,
+    }
+)
