@@ -25,89 +25,63 @@ from __future__ import annotations
 import struct
 from typing import Any
 
-from ._constants import FCGI_VERSION_1, HEADER_LENGTH
-from ._errors import RemoteProtocolError
+from ._constants import HEADER_LENGTH
 from ._records import HEADER
 
 __all__ = ("ReceiveBuffer",)
 
 
 class ReceiveBuffer:
-    """Bytes received and not yet parsed, cut into records on demand."""
+    """Bytes received and not yet parsed.
 
-    __slots__ = ("_data", "_need", "_start", "_view")
+    :class:`~anysgi.fastcgi.protocol.Connection` cuts records out of it in its own loop,
+    reading and moving the three public attributes; this class keeps them consistent across
+    :meth:`feed`.
+    """
+
+    __slots__ = ("_view", "data", "need", "start")
 
     def __init__(self) -> None:
-        self._data = bytearray()
-        self._start = 0
-        #: Bytes after ``_start`` needed before the next record can be complete.
-        self._need = HEADER_LENGTH
-        #: A view of ``_data`` for slicing contents; released before ``_data`` is resized,
+        #: Everything fed and not yet dropped.
+        self.data = bytearray()
+        #: Offset of the first byte not consumed.
+        self.start = 0
+        #: Bytes after :attr:`start` needed before the next record can be complete: a header
+        #: (8) until a header says how long its record is.
+        self.need = HEADER_LENGTH
+        #: A view of ``data`` for slicing contents; released before ``data`` is resized,
         #: which a live export forbids.
         self._view: memoryview | None = None
 
     def __len__(self) -> int:
         """Bytes fed and not consumed yet."""
-        return len(self._data) - self._start
+        return len(self.data) - self.start
 
     def feed(self, data: bytes | bytearray | memoryview) -> None:
         """Append *data*, first dropping the consumed prefix if that is cheap enough."""
         if self._view is not None:
             self._view.release()
             self._view = None
-        start = self._start
+        start = self.start
         if start:
-            buffer = self._data
+            buffer = self.data
             if start >= len(buffer) - start:
+                # At least as many bytes consumed as remain: moving the rest to the front
+                # costs no more than consuming did.
                 del buffer[:start]
-                self._start = 0
-        self._data += data
-
-    def next_record(self) -> tuple[int, int, int, int] | None:
-        """Consume the next record if it is complete.
-
-        :returns: ``(record_type, request_id, content_offset, content_length)``, where the
-            content is ``content_offset`` bytes into the buffer (see :meth:`content`), or
-            ``None`` if the record is not complete yet.
-        :raises RemoteProtocolError: if the header's version is not 1.
-        """
-        data = self._data
-        start = self._start
-        available = len(data) - start
-        if available < self._need:
-            return None
-        version, record_type, request_id, length, padding = HEADER.unpack_from(data, start)
-        if version != FCGI_VERSION_1:
-            # Spec 3.3: "version: Identifies the FastCGI protocol version. This specification
-            # documents FCGI_VERSION_1." Nothing after a foreign header can be trusted.
-            raise RemoteProtocolError(
-                f"record header has version byte {version} (0x{version:02x}), "
-                f"not {FCGI_VERSION_1}: this is not FastCGI 1.0"
-            )
-        # Spec 3.3: receivers must "interpret the paddingLength and skip the paddingData",
-        # whatever its length (0 to 255), although senders should pad to a multiple of 8.
-        content = start + HEADER_LENGTH
-        end = content + length + padding
-        if end > len(data):
-            self._need = end - start
-            return None
-        self._need = HEADER_LENGTH
-        self._start = end
-        return record_type, request_id, content, length
+                self.start = 0
+        self.data += data
 
     def content(self, offset: int, length: int) -> bytes:
-        """A copy of *length* bytes at *offset*, as returned by :meth:`next_record`.
-
-        Valid until the next :meth:`feed`.
-        """
+        """A copy of *length* bytes at *offset*; valid until the next :meth:`feed`."""
         view = self._view
         if view is None:
-            view = self._view = memoryview(self._data)
+            view = self._view = memoryview(self.data)
         return view[offset : offset + length].tobytes()
 
     def unpack(self, layout: struct.Struct, offset: int) -> tuple[Any, ...]:
-        """Unpack a fixed-size body at *offset*, as returned by :meth:`next_record`."""
-        return layout.unpack_from(self._data, offset)
+        """Unpack a fixed-size body at *offset*."""
+        return layout.unpack_from(self.data, offset)
 
     def missing(self) -> str | None:
         """Describe the incomplete record at the end of the data, if there is one."""
@@ -119,6 +93,6 @@ class ReceiveBuffer:
                 f"in the middle of a record header ({HEADER_LENGTH - available} of its "
                 f"{HEADER_LENGTH} bytes missing)"
             )
-        _, _, _, length, padding = HEADER.unpack_from(self._data, self._start)
+        _, _, _, length, padding = HEADER.unpack_from(self.data, self.start)
         total = HEADER_LENGTH + length + padding
         return f"in the middle of a record ({total - available} of its {total} bytes missing)"

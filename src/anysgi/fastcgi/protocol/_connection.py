@@ -7,6 +7,7 @@ bookkeeping; what each request may do next is asked of ``_state.py``.
 from __future__ import annotations
 
 import enum
+import struct
 from collections.abc import Callable, KeysView
 from typing import Final, final
 
@@ -14,6 +15,7 @@ from ._buffer import ReceiveBuffer
 from ._constants import (
     FCGI_KEEP_CONN,
     FCGI_VERSION_1,
+    HEADER_LENGTH,
     MAX_CONTENT_LENGTH,
     MAX_REQUEST_ID,
     ProtocolStatus,
@@ -40,8 +42,20 @@ from ._events import (
     StdoutEnd,
     UnknownManagementRecord,
     UnknownType,
+    make_abort_request,
+    make_begin_request,
+    make_data,
+    make_data_end,
+    make_end_request,
+    make_params,
+    make_stderr,
+    make_stderr_end,
+    make_stdin,
+    make_stdin_end,
+    make_stdout,
+    make_stdout_end,
 )
-from ._pairs import PairDecoder, decode_pairs, encode_pairs
+from ._pairs import PairDecoder, PairLimits, decode_into, decode_pairs, encode_pairs
 from ._records import (
     BEGIN_REQUEST_BODY,
     END_REQUEST_BODY,
@@ -51,13 +65,15 @@ from ._records import (
     encode_stream,
 )
 from ._state import (
+    CLIENT,
     SENT_BY,
     SERVER,
+    TRANSITIONS,
     Kind,
     RequestMachine,
     RequestState,
     Side,
-    begin_kind,
+    State,
     closing_kinds,
 )
 
@@ -110,6 +126,27 @@ class NeedData(enum.Enum):
 NEED_DATA: Final = NeedData.NEED_DATA
 
 _CONNECTION_CLOSED: Final = ConnectionClosed()
+_unpack_header: Final = HEADER.unpack_from
+#: A whole END_REQUEST record: header and FCGI_EndRequestBody (spec 5.5), packed at once.
+_END_REQUEST_RECORD: Final = struct.Struct(HEADER.format + END_REQUEST_BODY.format.lstrip("!"))
+# Plain ints where struct packs them: an IntEnum goes through __index__, twice as slow.
+_STREAM_TYPE: Final = {
+    Kind.STDOUT_END: int(RecordType.STDOUT),
+    Kind.STDERR_END: int(RecordType.STDERR),
+}
+_END_REQUEST_TYPE: Final = int(RecordType.END_REQUEST)
+_REQUEST_COMPLETE: Final = ProtocolStatus.REQUEST_COMPLETE
+
+
+def _bad_version(version: int) -> RemoteProtocolError:
+    # Spec 3.3: "version: Identifies the FastCGI protocol version. This specification
+    # documents FCGI_VERSION_1." Nothing after a foreign header can be trusted.
+    return RemoteProtocolError(
+        f"record header has version byte {version} (0x{version:02x}), not {FCGI_VERSION_1}: "
+        f"the peer does not speak FastCGI 1.0"
+    )
+
+
 _ROLES: Final[dict[int, Role]] = {role.value: role for role in Role}
 _PROTOCOL_STATUSES: Final[dict[int, ProtocolStatus]] = {s.value: s for s in ProtocolStatus}
 _KNOWN_TYPES: Final = frozenset(t.value for t in RecordType)
@@ -117,24 +154,53 @@ _MANAGEMENT: Final = frozenset(
     {RecordType.GET_VALUES, RecordType.GET_VALUES_RESULT, RecordType.UNKNOWN_TYPE}
 )
 _MAX_APP_STATUS: Final = 0xFFFF_FFFF
+# PairLimits by (max_params_size, max_name_length, max_value_length), all checked already.
+_LIMITS: Final[dict[tuple[int, int, int], PairLimits]] = {}
+# A request's input state right after BEGIN_REQUEST, by "is the role FILTER?" (the table's
+# answer, looked up once rather than per request).
+_BEGIN_STATE: Final = {
+    False: TRANSITIONS[State.INACTIVE, Kind.BEGIN_REQUEST],
+    True: TRANSITIONS[State.INACTIVE, Kind.BEGIN_FILTER],
+}
+# Kinds as module globals: one dictionary look-up instead of two on the hot paths.
+_PARAMS: Final = Kind.PARAMS
+_PARAMS_END: Final = Kind.PARAMS_END
+_STDIN: Final = Kind.STDIN
+_STDIN_END: Final = Kind.STDIN_END
+_DATA: Final = Kind.DATA
+_DATA_END: Final = Kind.DATA_END
+_ABORT_REQUEST: Final = Kind.ABORT_REQUEST
+_STDOUT: Final = Kind.STDOUT
+_STDOUT_END: Final = Kind.STDOUT_END
+_STDERR: Final = Kind.STDERR
+_STDERR_END: Final = Kind.STDERR_END
+_END_REQUEST: Final = Kind.END_REQUEST
+# What a request's params are once its Params event is out: nothing more may arrive.
+_NO_PARAMS: Final[dict[bytes, bytes]] = {}
 
 
 class _Request(RequestMachine):
     """One active request: its state machine plus what the connection keeps for it."""
 
-    __slots__ = ("decoder", "keep_conn", "params", "role")
+    __slots__ = ("decoder", "keep_conn", "params", "params_size", "role")
 
-    def __init__(self, role: Role | int, keep_conn: bool) -> None:
-        super().__init__()
+    def __init__(self, input: State, role: Role | int, keep_conn: bool) -> None:
+        # Not super().__init__(): this runs once per request, and the call costs more than
+        # the three stores it would make.
+        self.input = input
+        self.stdout = State.STDOUT_IDLE
+        self.stderr = State.STDERR_IDLE
         self.role = role
         self.keep_conn = keep_conn
         #: Decoded PARAMS so far (server side only).
         self.params: dict[bytes, bytes] = {}
-        #: Created by the first non-empty PARAMS record.
+        #: Bytes of PARAMS stream so far, for max_params_size.
+        self.params_size = 0
+        #: Holds a pair that straddles PARAMS records until its last byte comes.
         self.decoder: PairDecoder | None = None
 
 
-def _empty(record_type: RecordType, request_id: int) -> bytes:
+def _empty(record_type: int, request_id: int) -> bytes:
     """The empty record that ends a stream."""
     return HEADER.pack(FCGI_VERSION_1, record_type, request_id, 0, 0)
 
@@ -149,7 +215,7 @@ def _int_in(value: object, low: int, high: int) -> bool:
 
 
 def _positive_int(name: str, value: int, maximum: int = 2**63) -> int:
-    if not _int_in(value, 1, maximum):
+    if type(value) is not int or not 0 < value <= maximum:
         raise ValueError(f"{name} must be an integer from 1 to {maximum}, not {value!r}")
     return value
 
@@ -193,9 +259,7 @@ class Connection:
         "_eof",
         "_error",
         "_max_concurrent",
-        "_max_name",
-        "_max_params",
-        "_max_value",
+        "_pair_limits",
         "_pending_get_values",
         "_pending_unknown",
         "_receivers",
@@ -216,12 +280,21 @@ class Connection:
         if not isinstance(side, Side):
             raise TypeError(f"side must be SERVER or CLIENT, not {side!r}")
         self._side = side
-        self._max_params = _positive_int("max_params_size", max_params_size)
+        key = (max_params_size, max_name_length, max_value_length)
+        limits = _LIMITS.get(key)
+        if limits is None:
+            limits = PairLimits(
+                max_size=_positive_int("max_params_size", max_params_size),
+                max_name_length=_positive_int("max_name_length", max_name_length),
+                max_value_length=_positive_int("max_value_length", max_value_length),
+            )
+            if len(_LIMITS) < 64:
+                # Checked and built once per distinct configuration, not per connection.
+                _LIMITS[key] = limits
+        self._pair_limits = limits
         self._max_concurrent = _positive_int(
             "max_concurrent_requests", max_concurrent_requests, MAX_REQUEST_ID
         )
-        self._max_name = _positive_int("max_name_length", max_name_length)
-        self._max_value = _positive_int("max_value_length", max_value_length)
         self._buffer = ReceiveBuffer()
         self._requests: dict[int, _Request] = {}
         self._eof = False
@@ -231,44 +304,11 @@ class Connection:
         # type, so at most 256 counters whatever the peer sends.
         self._pending_get_values = 0
         self._pending_unknown: dict[int, int] = {}
-        receivers: dict[int, Callable[[int, int, int], Event | None]]
-        senders: dict[type, Callable[[Event], bytes]]
-        if side is SERVER:
-            receivers = {
-                RecordType.BEGIN_REQUEST: self._receive_begin_request,
-                RecordType.PARAMS: self._receive_params,
-                RecordType.STDIN: self._receive_stdin,
-                RecordType.DATA: self._receive_data,
-                RecordType.ABORT_REQUEST: self._receive_abort_request,
-            }
-            senders = {
-                Stdout: self._send_stdout,
-                StdoutEnd: self._send_stdout_end,
-                Stderr: self._send_stderr,
-                StderrEnd: self._send_stderr_end,
-                EndRequest: self._send_end_request,
-                GetValuesResult: self._send_get_values_result,
-                UnknownType: self._send_unknown_type,
-            }
-        else:
-            receivers = {
-                RecordType.STDOUT: self._receive_stdout,
-                RecordType.STDERR: self._receive_stderr,
-                RecordType.END_REQUEST: self._receive_end_request,
-            }
-            senders = {
-                BeginRequest: self._send_begin_request,
-                Params: self._send_params,
-                Stdin: self._send_stdin,
-                StdinEnd: self._send_stdin_end,
-                Data: self._send_data,
-                DataEnd: self._send_data_end,
-                AbortRequest: self._send_abort_request,
-                GetValues: self._send_get_values,
-                UnknownManagementRecord: self._send_unknown_management_record,
-            }
-        self._receivers = receivers
-        self._senders = senders
+        # Which records this side receives and which events it sends: the tables are built
+        # once, below the class, so a connection costs little to create (nginx opens one per
+        # request unless fastcgi_keep_conn is on).
+        self._receivers = _RECEIVERS[side]
+        self._senders = _SENDERS[side]
 
     def __repr__(self) -> str:
         return (
@@ -326,24 +366,33 @@ class Connection:
         """
         if self._error is not None:
             raise self._error.with_traceback(None)
+        buffer = self._buffer
+        receivers = self._receivers
         try:
-            buffer = self._buffer
-            receivers = self._receivers
             while True:
-                record = buffer.next_record()
-                if record is None:
-                    if not self._eof:
-                        return NEED_DATA
-                    missing = buffer.missing()
-                    if missing is None:
-                        return _CONNECTION_CLOSED
-                    raise RemoteProtocolError(f"connection closed {missing}")
-                record_type, request_id, offset, length = record
+                # Framing, inlined because it runs once per record: the buffer holds the
+                # bytes, the header layout comes from _records.py.
+                data = buffer.data
+                start = buffer.start
+                if len(data) - start < buffer.need:
+                    return self._incomplete()
+                version, record_type, request_id, length, padding = _unpack_header(data, start)
+                if version != FCGI_VERSION_1:
+                    raise _bad_version(version)
+                # Spec 3.3: receivers must "interpret the paddingLength and skip the
+                # paddingData", whatever its length (0 to 255).
+                offset = start + HEADER_LENGTH
+                end = offset + length + padding
+                if end > len(data):
+                    buffer.need = end - start
+                    return self._incomplete()
+                buffer.need = HEADER_LENGTH
+                buffer.start = end
                 if request_id:
                     receiver = receivers.get(record_type)
                     if receiver is None:
                         raise self._misdirected(record_type, request_id)
-                    event = receiver(request_id, offset, length)
+                    event = receiver(self, request_id, offset, length)
                 else:
                     event = self._receive_management(record_type, offset, length)
                 if event is not None:
@@ -351,6 +400,15 @@ class Connection:
         except RemoteProtocolError as exc:
             self._error = exc
             raise
+
+    def _incomplete(self) -> NeedData | ConnectionClosed:
+        """What next_event returns when the buffer holds no complete record."""
+        if not self._eof:
+            return NEED_DATA
+        missing = self._buffer.missing()
+        if missing is None:
+            return _CONNECTION_CLOSED
+        raise RemoteProtocolError(f"connection closed {missing}")
 
     def _refused(self, request_id: int, request: _Request, kind: Kind) -> RemoteProtocolError:
         return RemoteProtocolError(f"{kind.label} for request {request_id} {request.refusal(kind)}")
@@ -394,11 +452,11 @@ class Connection:
             raise RemoteProtocolError(
                 f"BEGIN_REQUEST record for request {request_id}, which is already active"
             )
-        if length != BEGIN_REQUEST_BODY.size:
+        if length != 8:
             # Spec 5.1: the body is FCGI_BeginRequestBody, 8 bytes.
             raise RemoteProtocolError(
                 f"BEGIN_REQUEST record for request {request_id} has {length} bytes of "
-                f"content, not {BEGIN_REQUEST_BODY.size}"
+                f"content, not 8"
             )
         if len(requests) >= self._max_concurrent:
             raise RemoteProtocolError(
@@ -411,10 +469,8 @@ class Connection:
         role: Role | int = _ROLES.get(role_value, role_value)
         # Spec 5.1: "flags & FCGI_KEEP_CONN"; the other bits are reserved and ignored.
         keep_conn = bool(flags & FCGI_KEEP_CONN)
-        request = _Request(role, keep_conn)
-        request.advance(begin_kind(role))
-        requests[request_id] = request
-        return BeginRequest(request_id, role, keep_conn)
+        requests[request_id] = _Request(_BEGIN_STATE[role is Role.FILTER], role, keep_conn)
+        return make_begin_request(request_id, role, keep_conn)
 
     def _receive_params(self, request_id: int, offset: int, length: int) -> Event | None:
         request = self._requests.get(request_id)
@@ -423,51 +479,57 @@ class Connection:
             # with requestId == R, except for FCGI_BEGIN_REQUEST records".
             return None
         if length:
-            if not request.advance(Kind.PARAMS):
-                raise self._refused(request_id, request, Kind.PARAMS)
+            if not request.advance(_PARAMS):
+                raise self._refused(request_id, request, _PARAMS)
+            limits = self._pair_limits
+            base = request.params_size
+            size = base + length
+            if size > limits.max_size:
+                raise RemoteProtocolError(
+                    f"PARAMS stream of request {request_id} goes past {limits.size_limit}"
+                )
+            request.params_size = size
+            content = self._buffer.content(offset, length)
             decoder = request.decoder
             if decoder is None:
-                decoder = request.decoder = PairDecoder(
-                    request.params,
-                    f"PARAMS stream of request {request_id}",
-                    max_name_length=self._max_name,
-                    max_value_length=self._max_value,
-                    max_size=self._max_params,
+                request.decoder = decode_into(
+                    request.params, content, base, limits, f"PARAMS stream of request {request_id}"
                 )
-            decoder.feed(self._buffer.content(offset, length))
+            else:
+                decoder.feed(content)
             return None
-        if not request.advance(Kind.PARAMS_END):
-            raise self._refused(request_id, request, Kind.PARAMS_END)
+        if not request.advance(_PARAMS_END):
+            raise self._refused(request_id, request, _PARAMS_END)
         params = request.params
         if request.decoder is not None:
             request.decoder.close()
             request.decoder = None
-        request.params = {}
-        return Params(request_id, params)
+        request.params = _NO_PARAMS
+        return make_params(request_id, params)
 
     def _receive_stdin(self, request_id: int, offset: int, length: int) -> Event | None:
         request = self._requests.get(request_id)
         if request is None:
             return None  # Spec 3.3: records for an inactive id are ignored.
         if length:
-            if not request.advance(Kind.STDIN):
-                raise self._refused(request_id, request, Kind.STDIN)
-            return Stdin(request_id, self._buffer.content(offset, length))
-        if not request.advance(Kind.STDIN_END):
-            raise self._refused(request_id, request, Kind.STDIN_END)
-        return StdinEnd(request_id)
+            if not request.advance(_STDIN):
+                raise self._refused(request_id, request, _STDIN)
+            return make_stdin(request_id, self._buffer.content(offset, length))
+        if not request.advance(_STDIN_END):
+            raise self._refused(request_id, request, _STDIN_END)
+        return make_stdin_end(request_id)
 
     def _receive_data(self, request_id: int, offset: int, length: int) -> Event | None:
         request = self._requests.get(request_id)
         if request is None:
             return None  # Spec 3.3: records for an inactive id are ignored.
         if length:
-            if not request.advance(Kind.DATA):
-                raise self._refused(request_id, request, Kind.DATA)
-            return Data(request_id, self._buffer.content(offset, length))
-        if not request.advance(Kind.DATA_END):
-            raise self._refused(request_id, request, Kind.DATA_END)
-        return DataEnd(request_id)
+            if not request.advance(_DATA):
+                raise self._refused(request_id, request, _DATA)
+            return make_data(request_id, self._buffer.content(offset, length))
+        if not request.advance(_DATA_END):
+            raise self._refused(request_id, request, _DATA_END)
+        return make_data_end(request_id)
 
     def _receive_abort_request(self, request_id: int, offset: int, length: int) -> Event | None:
         request = self._requests.get(request_id)
@@ -482,48 +544,47 @@ class Connection:
                 f"ABORT_REQUEST record for request {request_id} has {length} bytes of "
                 f"content, not 0"
             )
-        if not request.advance(Kind.ABORT_REQUEST):
-            raise self._refused(request_id, request, Kind.ABORT_REQUEST)
-        return AbortRequest(request_id)
+        if not request.advance(_ABORT_REQUEST):
+            raise self._refused(request_id, request, _ABORT_REQUEST)
+        return make_abort_request(request_id)
 
     # Client side: records from the application.
 
     def _receive_stdout(self, request_id: int, offset: int, length: int) -> Event | None:
         request = self._requests.get(request_id)
         if request is None:
-            # Spec 3.3's rule, applied by the client too: a record can only belong to a
-            # request we began and that has not ended. See the module docs for why this is
+            # Spec 3.3's rule, applied by the client too: records only belong to a request
+            # it began and that has not ended; see the reference docs for why the others are
             # skipped rather than refused.
             return None
         if length:
-            if not request.advance(Kind.STDOUT):
-                raise self._refused(request_id, request, Kind.STDOUT)
-            return Stdout(request_id, self._buffer.content(offset, length))
-        if not request.advance(Kind.STDOUT_END):
-            raise self._refused(request_id, request, Kind.STDOUT_END)
-        return StdoutEnd(request_id)
+            if not request.advance(_STDOUT):
+                raise self._refused(request_id, request, _STDOUT)
+            return make_stdout(request_id, self._buffer.content(offset, length))
+        if not request.advance(_STDOUT_END):
+            raise self._refused(request_id, request, _STDOUT_END)
+        return make_stdout_end(request_id)
 
     def _receive_stderr(self, request_id: int, offset: int, length: int) -> Event | None:
         request = self._requests.get(request_id)
         if request is None:
             return None  # As for STDOUT.
         if length:
-            if not request.advance(Kind.STDERR):
-                raise self._refused(request_id, request, Kind.STDERR)
-            return Stderr(request_id, self._buffer.content(offset, length))
-        if not request.advance(Kind.STDERR_END):
-            raise self._refused(request_id, request, Kind.STDERR_END)
-        return StderrEnd(request_id)
+            if not request.advance(_STDERR):
+                raise self._refused(request_id, request, _STDERR)
+            return make_stderr(request_id, self._buffer.content(offset, length))
+        if not request.advance(_STDERR_END):
+            raise self._refused(request_id, request, _STDERR_END)
+        return make_stderr_end(request_id)
 
     def _receive_end_request(self, request_id: int, offset: int, length: int) -> Event | None:
         request = self._requests.get(request_id)
         if request is None:
             return None  # As for STDOUT.
-        if length != END_REQUEST_BODY.size:
+        if length != 8:
             # Spec 5.5: the body is FCGI_EndRequestBody, 8 bytes.
             raise RemoteProtocolError(
-                f"END_REQUEST record for request {request_id} has {length} bytes of "
-                f"content, not {END_REQUEST_BODY.size}"
+                f"END_REQUEST record for request {request_id} has {length} bytes of content, not 8"
             )
         app_status, status_value = self._buffer.unpack(END_REQUEST_BODY, offset)
         protocol_status = _PROTOCOL_STATUSES.get(status_value)
@@ -533,9 +594,9 @@ class Connection:
                 f"{status_value}, which spec 5.5 does not define"
             )
         # Every active state accepts END_REQUEST (see _state.py), open streams included.
-        request.advance(Kind.END_REQUEST)
+        request.advance(_END_REQUEST)
         del self._requests[request_id]
-        return EndRequest(request_id, app_status, protocol_status)
+        return make_end_request(request_id, app_status, protocol_status)
 
     # Management records (request id 0), both sides.
 
@@ -588,8 +649,8 @@ class Connection:
     def _decode_management_pairs(self, label: str, offset: int, length: int) -> dict[bytes, bytes]:
         return decode_pairs(
             self._buffer.content(offset, length),
-            max_name_length=self._max_name,
-            max_value_length=self._max_value,
+            max_name_length=self._pair_limits.max_name_length,
+            max_value_length=self._pair_limits.max_value_length,
             label=label,
         )
 
@@ -625,7 +686,7 @@ class Connection:
             raise LocalProtocolError(
                 f"cannot send on a connection that failed with a RemoteProtocolError: {self._error}"
             )
-        return sender(event)
+        return sender(self, event)
 
     def _active(self, request_id: int, event: Event) -> _Request:
         request = self._requests.get(request_id)
@@ -706,24 +767,22 @@ class Connection:
                 f"EndRequest.protocol_status must be a ProtocolStatus, not "
                 f"{event.protocol_status!r}"
             )
-        closing = closing_kinds(
-            request, complete=protocol_status is ProtocolStatus.REQUEST_COMPLETE
+        record = _END_REQUEST_RECORD.pack(
+            FCGI_VERSION_1, _END_REQUEST_TYPE, request_id, 8, 0, app_status, int(protocol_status)
         )
-        parts = [
-            _empty(RecordType.STDOUT if kind is Kind.STDOUT_END else RecordType.STDERR, request_id)
-            for kind in closing
-        ]
-        parts.append(
-            HEADER.pack(FCGI_VERSION_1, RecordType.END_REQUEST, request_id, 8, 0)
-            + END_REQUEST_BODY.pack(app_status, protocol_status)
-        )
-        for kind in closing:
-            request.advance(kind)
-        request.advance(Kind.END_REQUEST)
+        closing = closing_kinds(request, protocol_status is _REQUEST_COMPLETE)
+        if closing:
+            # Spec 3.3: a stream ends with "an empty record (length == 0) of the stream type".
+            record = b"".join(
+                [*[_empty(_STREAM_TYPE[kind], request_id) for kind in closing], record]
+            )
+            for kind in closing:
+                request.advance(kind)
+        request.advance(_END_REQUEST)
         # Spec 3.3: the id "becomes inactive when the application sends a record
         # {FCGI_END_REQUEST, R, ...}".
         del self._requests[request_id]
-        return b"".join(parts)
+        return record
 
     def _send_get_values_result(self, event: Event) -> bytes:
         assert isinstance(event, GetValuesResult)
@@ -777,9 +836,9 @@ class Connection:
             # Spec 5.1: roleB1, roleB0.
             raise LocalProtocolError(f"BeginRequest.role must fit in two bytes, not {role!r}")
         role = _ROLES.get(role, role)
-        request = _Request(role, bool(event.keep_conn))
-        request.advance(begin_kind(role))
-        requests[request_id] = request
+        requests[request_id] = _Request(
+            _BEGIN_STATE[role is Role.FILTER], role, bool(event.keep_conn)
+        )
         return HEADER.pack(
             FCGI_VERSION_1, RecordType.BEGIN_REQUEST, request_id, 8, 0
         ) + BEGIN_REQUEST_BODY.pack(role, FCGI_KEEP_CONN if event.keep_conn else 0)
@@ -901,3 +960,45 @@ _ALL_EVENTS: Final = frozenset(
         UnknownType,
     }
 )
+
+
+_Receiver = Callable[[Connection, int, int, int], "Event | None"]
+_Sender = Callable[[Connection, Event], bytes]
+
+_RECEIVERS: Final[dict[Side, dict[int, _Receiver]]] = {
+    SERVER: {
+        RecordType.BEGIN_REQUEST: Connection._receive_begin_request,
+        RecordType.PARAMS: Connection._receive_params,
+        RecordType.STDIN: Connection._receive_stdin,
+        RecordType.DATA: Connection._receive_data,
+        RecordType.ABORT_REQUEST: Connection._receive_abort_request,
+    },
+    CLIENT: {
+        RecordType.STDOUT: Connection._receive_stdout,
+        RecordType.STDERR: Connection._receive_stderr,
+        RecordType.END_REQUEST: Connection._receive_end_request,
+    },
+}
+
+_SENDERS: Final[dict[Side, dict[type, _Sender]]] = {
+    SERVER: {
+        Stdout: Connection._send_stdout,
+        StdoutEnd: Connection._send_stdout_end,
+        Stderr: Connection._send_stderr,
+        StderrEnd: Connection._send_stderr_end,
+        EndRequest: Connection._send_end_request,
+        GetValuesResult: Connection._send_get_values_result,
+        UnknownType: Connection._send_unknown_type,
+    },
+    CLIENT: {
+        BeginRequest: Connection._send_begin_request,
+        Params: Connection._send_params,
+        Stdin: Connection._send_stdin,
+        StdinEnd: Connection._send_stdin_end,
+        Data: Connection._send_data,
+        DataEnd: Connection._send_data_end,
+        AbortRequest: Connection._send_abort_request,
+        GetValues: Connection._send_get_values,
+        UnknownManagementRecord: Connection._send_unknown_management_record,
+    },
+}

@@ -17,8 +17,9 @@ Which end sends which event:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TypeAlias, Union
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from typing import Final, TypeAlias, TypeVar, Union
 
 from ._constants import ProtocolStatus, Role
 
@@ -294,3 +295,83 @@ Event: TypeAlias = Union[  # noqa: UP007  (autodoc renders X | Y aliases poorly 
     UnknownType,
     ConnectionClosed,
 ]
+
+
+# -- fast construction for the receive path ----------------------------------------------------
+#
+# A frozen dataclass's __init__ stores each field with object.__setattr__ (its own __setattr__
+# refuses), which costs about three times what building the event is worth: 0.55 us for a
+# Stdin, 0.85 us for a BeginRequest, on a path that builds one event per record. The makers
+# below store through the slots' descriptors directly, which is what object.__setattr__ ends up
+# doing, minus the look-ups. They skip nothing else: these classes have no __post_init__ and
+# no default factories. test_events.py checks that every maker's event equals the one
+# __init__ builds.
+
+_new = object.__new__
+_E = TypeVar("_E")
+
+
+def _setters(cls: type) -> list[Callable[[object, object], None]]:
+    return [cls.__dict__[field.name].__set__ for field in fields(cls)]
+
+
+def _maker1(cls: type[_E]) -> Callable[[object], _E]:
+    (set_a,) = _setters(cls)
+
+    def make(a: object) -> _E:
+        event = _new(cls)
+        set_a(event, a)
+        return event
+
+    return make
+
+
+def _maker2(cls: type[_E]) -> Callable[[object, object], _E]:
+    set_a, set_b = _setters(cls)
+
+    def make(a: object, b: object) -> _E:
+        event = _new(cls)
+        set_a(event, a)
+        set_b(event, b)
+        return event
+
+    return make
+
+
+def _maker3(cls: type[_E]) -> Callable[[object, object, object], _E]:
+    set_a, set_b, set_c = _setters(cls)
+
+    def make(a: object, b: object, c: object) -> _E:
+        event = _new(cls)
+        set_a(event, a)
+        set_b(event, b)
+        set_c(event, c)
+        return event
+
+    return make
+
+
+#: ``make_begin_request(request_id, role, keep_conn)``
+make_begin_request: Final = _maker3(BeginRequest)
+#: ``make_params(request_id, params)``
+make_params: Final = _maker2(Params)
+#: ``make_stdin(request_id, data)``
+make_stdin: Final = _maker2(Stdin)
+#: ``make_stdin_end(request_id)``
+make_stdin_end: Final = _maker1(StdinEnd)
+#: ``make_data(request_id, data)``
+make_data: Final = _maker2(Data)
+#: ``make_data_end(request_id)``
+make_data_end: Final = _maker1(DataEnd)
+#: ``make_abort_request(request_id)``
+make_abort_request: Final = _maker1(AbortRequest)
+#: ``make_stdout(request_id, data)``
+make_stdout: Final = _maker2(Stdout)
+#: ``make_stdout_end(request_id)``
+make_stdout_end: Final = _maker1(StdoutEnd)
+#: ``make_stderr(request_id, data)``
+make_stderr: Final = _maker2(Stderr)
+#: ``make_stderr_end(request_id)``
+make_stderr_end: Final = _maker1(StderrEnd)
+#: ``make_end_request(request_id, app_status, protocol_status)``
+make_end_request: Final = _maker3(EndRequest)

@@ -22,7 +22,14 @@ from typing import Final
 from ._constants import MAX_PAIR_LENGTH
 from ._errors import RemoteProtocolError
 
-__all__ = ("PairDecoder", "decode_pairs", "encode_length", "encode_pairs")
+__all__ = (
+    "PairDecoder",
+    "PairLimits",
+    "decode_into",
+    "decode_pairs",
+    "encode_length",
+    "encode_pairs",
+)
 
 _LENGTH4: Final = struct.Struct("!I")
 _TWO_SHORT: Final = struct.Struct("!BB")
@@ -65,110 +72,110 @@ def encode_pairs(pairs: Mapping[bytes, bytes] | Iterable[tuple[bytes, bytes]]) -
     return b"".join(parts)
 
 
-class PairDecoder:
-    """Decodes a stream of name-value pairs fed in arbitrary pieces, under limits.
+class PairLimits:
+    """The limits a :class:`PairDecoder` enforces; made once per connection.
 
-    Decoded pairs go into *out* as they complete: a repeated name keeps its first position and
-    takes its last value (what PHP does with a repeated parameter).
-
-    :param out: where decoded pairs are stored.
-    :param label: names the stream in error messages, e.g. ``"PARAMS stream of request 1"``.
     :param max_name_length: longest name accepted, in bytes.
     :param max_value_length: longest value accepted, in bytes.
-    :param max_size: most bytes the whole stream may hold.
+    :param max_size: most bytes one stream of pairs may hold.
     :param size_limit: names *max_size* in error messages; by default
         ``max_params_size=<max_size>``, the :class:`~anysgi.fastcgi.protocol.Connection`
         parameter it comes from.
     """
 
-    __slots__ = (
-        "_fast",
-        "_label",
-        "_max_name",
-        "_max_size",
-        "_max_value",
-        "_need",
-        "_out",
-        "_pending",
-        "_size",
-        "_size_limit",
-    )
+    __slots__ = ("fast", "max_name_length", "max_size", "max_value_length", "size_limit")
 
     def __init__(
         self,
-        out: dict[bytes, bytes],
-        label: str,
         *,
         max_name_length: int,
         max_value_length: int,
         max_size: int,
         size_limit: str | None = None,
     ) -> None:
+        self.max_name_length = max_name_length
+        self.max_value_length = max_value_length
+        self.max_size = max_size
+        self.size_limit = size_limit or f"max_params_size={max_size}"
+        #: With both limits at 127 or more, a one-byte length can never break them, so the
+        #: common pair (two one-byte lengths) skips every check.
+        self.fast = max_name_length >= 127 and max_value_length >= 127
+
+
+def decode_into(
+    out: dict[bytes, bytes], data: bytes, base: int, limits: PairLimits, label: str
+) -> PairDecoder | None:
+    """Decode the pairs of one piece of a stream into *out*.
+
+    The common case, a stream whose pieces end on pair boundaries (nginx sends all its
+    parameters in one record), costs nothing more. When *data* ends inside a pair, the
+    :class:`PairDecoder` returned holds that pair's bytes and takes the rest.
+
+    :param base: how many bytes of the stream came before *data*, for the size limit.
+    :raises RemoteProtocolError: if a limit is exceeded.
+    """
+    pos, need = _decode_into(out, data, base, limits, label)
+    if pos == len(data):
+        return None
+    return PairDecoder(out, label, limits, data[pos:], base + pos, need)
+
+
+class PairDecoder:
+    """The incomplete pair at the end of a piece of a stream, waiting for the rest.
+
+    Made by :func:`decode_into`; decoded pairs go into the same *out*.
+
+    :param out: where decoded pairs are stored.
+    :param label: names the stream in error messages, e.g. ``"PARAMS stream of request 1"``.
+    :param limits: what to refuse.
+    :param pending: the incomplete pair's bytes so far.
+    :param base: how many bytes of the stream came before *pending*.
+    :param need: how many bytes the pair takes in all, once its lengths are known (else 0).
+    """
+
+    __slots__ = ("_base", "_limits", "_need", "_out", "_pending", "label")
+
+    def __init__(
+        self,
+        out: dict[bytes, bytes],
+        label: str,
+        limits: PairLimits,
+        pending: bytes,
+        base: int,
+        need: int,
+    ) -> None:
         self._out = out
-        self._size_limit = size_limit
-        self._label = label
-        self._max_name = max_name_length
-        self._max_value = max_value_length
-        self._max_size = max_size
-        # With both limits at 127 or more, a one-byte length can never break them, so the
-        # common pair (two one-byte lengths) skips every check.
-        self._fast = max_name_length >= 127 and max_value_length >= 127
-        #: Bytes of an incomplete pair carried over from earlier pieces.
-        self._pending = bytearray()
-        #: How many pending bytes the incomplete pair needs before decoding is worth trying.
-        self._need = 0
-        #: Bytes fed so far.
-        self._size = 0
-
-    @property
-    def label(self) -> str:
-        """What error messages call the stream."""
-        return self._label
-
-    @property
-    def size_limit(self) -> str:
-        """The size limit as error messages name it."""
-        return self._size_limit or f"max_params_size={self._max_size}"
+        #: What error messages call the stream.
+        self.label = label
+        self._limits = limits
+        self._pending = bytearray(pending)
+        self._base = base
+        self._need = need
 
     @property
     def pending(self) -> int:
-        """Bytes of an incomplete pair waiting for the rest."""
+        """Bytes of an incomplete pair waiting for the rest (0 once none is)."""
         return len(self._pending)
 
     def feed(self, data: bytes) -> None:
-        """Decode every pair that *data* completes.
+        """Decode every pair that *data* completes, keeping a new incomplete tail if any.
 
         :raises RemoteProtocolError: if a limit is exceeded.
         """
-        size = self._size + len(data)
-        if size > self._max_size:
-            raise RemoteProtocolError(f"{self._label} goes past {self.size_limit}")
-        self._size = size
         pending = self._pending
-        if pending:
-            pending += data
-            if len(pending) < self._need:
-                # The pair's lengths are known and checked; only its bytes are missing, so
-                # there is nothing to decode yet. Waiting here keeps a large value that
-                # arrives in many records from being re-copied for each one.
-                return
-            data = bytes(pending)
-            pending.clear()
-        # Offset in the stream of data[0]: needed to check declared lengths against max_size.
-        base = size - len(data)
-        pos, need = _decode_into(
-            self._out,
-            data,
-            base,
-            self._fast,
-            self._max_name,
-            self._max_value,
-            self._max_size,
-            self,
-        )
-        if pos < len(data):
-            pending += memoryview(data)[pos:]
-            self._need = need
+        pending += data
+        if len(pending) < self._need:
+            # The pair's lengths are known and checked; only its bytes are missing, so there
+            # is nothing to decode yet. Waiting here keeps a large value that arrives in many
+            # records from being copied again for each one.
+            return
+        whole = bytes(pending)
+        pending.clear()
+        pos, need = _decode_into(self._out, whole, self._base, self._limits, self.label)
+        if pos < len(whole):
+            pending += memoryview(whole)[pos:]
+        self._base += pos
+        self._need = need
 
     def close(self) -> None:
         """Check that the stream did not stop inside a pair.
@@ -177,7 +184,7 @@ class PairDecoder:
         """
         if self._pending:
             raise RemoteProtocolError(
-                f"{self._label} ended in the middle of a name-value pair "
+                f"{self.label} ended in the middle of a name-value pair "
                 f"({len(self._pending)} bytes left over)"
             )
 
@@ -195,50 +202,51 @@ def decode_pairs(
         exceeded.
     """
     out: dict[bytes, bytes] = {}
-    decoder = PairDecoder(
-        out,
-        label,
+    limits = PairLimits(
         max_name_length=max_name_length,
         max_value_length=max_value_length,
         max_size=len(data),
         size_limit=f"its end ({len(data)} bytes)",
     )
-    decoder.feed(data)
-    decoder.close()
+    rest = decode_into(out, data, 0, limits, label)
+    if rest is not None:
+        rest.close()
     return out
 
 
 def _decode_into(
-    out: dict[bytes, bytes],
-    data: bytes,
-    base: int,
-    fast: bool,
-    max_name: int,
-    max_value: int,
-    max_size: int,
-    decoder: PairDecoder,
+    out: dict[bytes, bytes], data: bytes, base: int, limits: PairLimits, label: str
 ) -> tuple[int, int]:
     """Decode whole pairs from *data* into *out*.
 
     Returns where the first incomplete pair starts (``len(data)`` if none) and how many bytes
     from there it needs in all (0 while its lengths are still incomplete).
     """
+    fast = limits.fast
     pos = 0
     end = len(data)
-    while pos < end:
-        name_length = data[pos]
-        if fast and name_length < 128 and pos + 1 < end:
-            value_length = data[pos + 1]
-            if value_length < 128:
-                # The common case: two one-byte lengths, no limit can be broken.
-                middle = pos + 2 + name_length
+    last = end - 1
+    while True:
+        if fast:
+            # The common case, kept as short as Python allows because it runs once per pair:
+            # two one-byte lengths, which no limit of 127 or more can refuse.
+            while pos < last:
+                name_length = data[pos]
+                value_length = data[pos + 1]
+                if name_length > 127 or value_length > 127:
+                    break
+                start = pos + 2
+                middle = start + name_length
                 stop = middle + value_length
                 if stop > end:
                     return pos, stop - pos
-                out[data[pos + 2 : middle]] = data[middle:stop]
+                out[data[start:middle]] = data[middle:stop]
                 pos = stop
-                continue
+        if pos >= end:
+            return pos, 0
+        # One pair the hard way: a four-byte length, limits below 127, or a lone byte left.
         start = pos
+        name_length = data[start]
         if name_length < 128:
             start += 1
         elif start + 4 <= end:
@@ -246,9 +254,10 @@ def _decode_into(
             start += 4
         else:
             return pos, 0
-        if name_length > max_name:
+        if name_length > limits.max_name_length:
             raise RemoteProtocolError(
-                f"{decoder.label}: a name of {name_length} bytes exceeds max_name_length={max_name}"
+                f"{label}: a name of {name_length} bytes exceeds "
+                f"max_name_length={limits.max_name_length}"
             )
         if start >= end:
             return pos, 0
@@ -260,20 +269,19 @@ def _decode_into(
             start += 4
         else:
             return pos, 0
-        if value_length > max_value:
+        if value_length > limits.max_value_length:
             raise RemoteProtocolError(
-                f"{decoder.label}: a value of {value_length} bytes exceeds "
-                f"max_value_length={max_value}"
+                f"{label}: a value of {value_length} bytes exceeds "
+                f"max_value_length={limits.max_value_length}"
             )
         middle = start + name_length
         stop = middle + value_length
-        if base + stop > max_size:
+        if base + stop > limits.max_size:
             raise RemoteProtocolError(
-                f"{decoder.label}: a name-value pair of {stop - pos} bytes would take it "
-                f"past {decoder.size_limit}"
+                f"{label}: a name-value pair of {stop - pos} bytes would take it past "
+                f"{limits.size_limit}"
             )
         if stop > end:
             return pos, stop - pos
         out[data[start:middle]] = data[middle:stop]
         pos = stop
-    return pos, 0

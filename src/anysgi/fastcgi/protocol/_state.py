@@ -400,7 +400,7 @@ class RequestMachine:
         return RequestState(self.input, self.stdout, self.stderr)
 
 
-def closing_kinds(machine: RequestMachine, *, complete: bool) -> list[Kind]:
+def closing_kinds(machine: RequestMachine, complete: bool) -> tuple[Kind, ...]:
     """What a sender writes before END_REQUEST so that every stream it started is whole.
 
     * An open stream gets its empty record: spec 3.3 defines a stream as records "followed by
@@ -412,14 +412,18 @@ def closing_kinds(machine: RequestMachine, *, complete: bool) -> list[Kind]:
     * STDERR is left alone when unused: "If an application has no errors to report, it sends
       either no FCGI_STDERR records or one zero-length FCGI_STDERR record."
     """
-    kinds = []
-    if machine.stdout is State.STDOUT_OPEN or (
-        complete and machine.stdout is State.STDOUT_IDLE and machine.input in OUTPUT_ALLOWED
+    stdout = machine.stdout
+    stderr_open = machine.stderr is _S.STDERR_OPEN
+    if stdout is _S.STDOUT_OPEN or (
+        complete and stdout is _S.STDOUT_IDLE and machine.input in OUTPUT_ALLOWED
     ):
-        kinds.append(Kind.STDOUT_END)
-    if machine.stderr is State.STDERR_OPEN:
-        kinds.append(Kind.STDERR_END)
-    return kinds
+        return _CLOSE_BOTH if stderr_open else _CLOSE_STDOUT
+    return _CLOSE_STDERR if stderr_open else ()
+
+
+_CLOSE_BOTH: Final = (_K.STDOUT_END, _K.STDERR_END)
+_CLOSE_STDOUT: Final = (_K.STDOUT_END,)
+_CLOSE_STDERR: Final = (_K.STDERR_END,)
 
 
 def begin_kind(role: Role | int) -> Kind:
