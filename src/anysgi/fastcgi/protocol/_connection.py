@@ -65,10 +65,10 @@ from ._records import (
     encode_stream,
 )
 from ._state import (
+    BEGIN_STATE,
     CLIENT,
     SENT_BY,
     SERVER,
-    TRANSITIONS,
     Kind,
     RequestMachine,
     RequestState,
@@ -156,12 +156,6 @@ _MANAGEMENT: Final = frozenset(
 _MAX_APP_STATUS: Final = 0xFFFF_FFFF
 # PairLimits by (max_params_size, max_name_length, max_value_length), all checked already.
 _LIMITS: Final[dict[tuple[int, int, int], PairLimits]] = {}
-# A request's input state right after BEGIN_REQUEST, by "is the role FILTER?" (the table's
-# answer, looked up once rather than per request).
-_BEGIN_STATE: Final = {
-    False: TRANSITIONS[State.INACTIVE, Kind.BEGIN_REQUEST],
-    True: TRANSITIONS[State.INACTIVE, Kind.BEGIN_FILTER],
-}
 # Kinds as module globals: one dictionary look-up instead of two on the hot paths.
 _PARAMS: Final = Kind.PARAMS
 _PARAMS_END: Final = Kind.PARAMS_END
@@ -411,7 +405,7 @@ class Connection:
         raise RemoteProtocolError(f"connection closed {missing}")
 
     def _refused(self, request_id: int, request: _Request, kind: Kind) -> RemoteProtocolError:
-        return RemoteProtocolError(f"{kind.label} for request {request_id} {request.refusal(kind)}")
+        return RemoteProtocolError(request.explain(f"{kind.label} for request {request_id}", kind))
 
     def _misdirected(self, record_type: int, request_id: int) -> RemoteProtocolError:
         """The error for a record type that has no business arriving here."""
@@ -469,7 +463,7 @@ class Connection:
         role: Role | int = _ROLES.get(role_value, role_value)
         # Spec 5.1: "flags & FCGI_KEEP_CONN"; the other bits are reserved and ignored.
         keep_conn = bool(flags & FCGI_KEEP_CONN)
-        requests[request_id] = _Request(_BEGIN_STATE[role is Role.FILTER], role, keep_conn)
+        requests[request_id] = _Request(BEGIN_STATE[role is Role.FILTER], role, keep_conn)
         return make_begin_request(request_id, role, keep_conn)
 
     def _receive_params(self, request_id: int, offset: int, length: int) -> Event | None:
@@ -699,8 +693,9 @@ class Connection:
     def _commit(self, request_id: int, request: _Request, kind: Kind, event: Event) -> None:
         if not request.advance(kind):
             raise LocalProtocolError(
-                f"cannot send {type(event).__name__} for request {request_id} "
-                f"{request.refusal(kind)}"
+                request.explain(
+                    f"cannot send {type(event).__name__} for request {request_id}", kind
+                )
             )
 
     def _send_stream(
@@ -837,7 +832,7 @@ class Connection:
             raise LocalProtocolError(f"BeginRequest.role must fit in two bytes, not {role!r}")
         role = _ROLES.get(role, role)
         requests[request_id] = _Request(
-            _BEGIN_STATE[role is Role.FILTER], role, bool(event.keep_conn)
+            BEGIN_STATE[role is Role.FILTER], role, bool(event.keep_conn)
         )
         return HEADER.pack(
             FCGI_VERSION_1, RecordType.BEGIN_REQUEST, request_id, 8, 0
