@@ -12,7 +12,6 @@ version = release
 
 extensions = [
     "sphinx.ext.autodoc",
-    "sphinx.ext.intersphinx",
     "sphinx.ext.viewcode",
     "myst_parser",
 ]
@@ -30,14 +29,23 @@ autodoc_typehints = "description"
 autodoc_preserve_defaults = True
 autodoc_type_aliases: dict[str, str] = {}
 
-intersphinx_mapping = {
-    "python": ("https://docs.python.org/3", None),
-    "anyio": ("https://anyio.readthedocs.io/en/stable", None),
-    "httpx": ("https://www.python-httpx.org", None),
-}
-# The build machine may be offline: intersphinx then links nothing, which must not fail -W.
-intersphinx_timeout = 5
-suppress_warnings = ["intersphinx.external"]
+# No intersphinx: builds must work offline (CI has no internet beyond package
+# registries), so names from the standard library, anyio and httpx are not linked.
+_EXTERNAL = (
+    r"(builtins|collections|collections\.abc|typing|typing_extensions|types|socket|ssl|os|io|"
+    r"logging|enum|pathlib|concurrent\.futures|anyio|anyio\..*|httpx|trio)"
+)
+_BUILTINS = (
+    r"(bytes|bytearray|memoryview|str|int|float|bool|dict|list|tuple|set|frozenset|object|None|"
+    r"type|callable|BaseException|Exception|ValueError|TypeError|RuntimeError|OSError|"
+    r"ImportError|KeyError|TimeoutError|EOFError|ExceptionGroup|BaseExceptionGroup|"
+    r"NotImplemented|Ellipsis|IntEnum|Enum|Any|Callable|Awaitable|Iterable|Iterator|Mapping|"
+    r"MutableMapping|Sequence|Literal|TypeAlias|Protocol|Optional|Union)"
+)
+nitpick_ignore_regex += [
+    (r"py:.*", _EXTERNAL + r"\..*"),
+    (r"py:.*", _BUILTINS),
+]
 
 html_theme = "furo"
 html_title = f"anysgi {release}"
