@@ -99,7 +99,9 @@ SERVER: Final = Side.SERVER
 
 
 class State(enum.Enum):
-    """The state of one track of one request (see the module documentation)."""
+    """The state of one of a request's three tracks: its input (the web server's streams),
+    its STDOUT stream or its STDERR stream. Which states follow which is the table in
+    "The state machine" of the reference docs."""
 
     # Enum hashes by name in Python code; identity hashing is as correct (members are
     # singletons compared by identity) and makes each table look-up ~3x cheaper.
