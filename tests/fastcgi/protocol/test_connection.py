@@ -875,6 +875,16 @@ def test_client_request_bytes() -> None:
     assert client.send(p.StdinEnd(1)) == NGINX_GET[-8:]
 
 
+def test_client_may_send_a_repeated_name() -> None:
+    pair_ = ConnectionPair()
+    pair_.send(p.BeginRequest(1))
+    pairs_ = [(b"A", b"1"), (b"B", b"2"), (b"A", b"3")]
+    wire = pair_.client.send(p.Params(1, pairs_))  # type: ignore[arg-type]
+    assert wire == record(4, 1, pairs(pairs_)) + record(4, 1)
+    pair_.server.receive_data(wire)
+    assert drain(pair_.server) == [p.Params(1, {b"A": b"3", b"B": b"2"})]
+
+
 def test_client_params_split_into_records_and_end() -> None:
     client = client_with(p.BeginRequest(2))
     params = {b"BIG": b"v" * 70000, b"small": b"s"}
