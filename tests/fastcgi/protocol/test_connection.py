@@ -229,6 +229,11 @@ def test_receive_data_takes_bytearray_and_memoryview() -> None:
     server.receive_data(bytearray(NGINX_GET[:20]))
     server.receive_data(memoryview(NGINX_GET)[20:])
     assert len(drain(server)) == 3
+    # A memoryview of wider items counts in bytes, not items.
+    server = p.Connection(p.SERVER)
+    server.receive_data(memoryview(NGINX_GET[:24]).cast("I"))
+    server.receive_data(memoryview(NGINX_GET[24:]))
+    assert len(drain(server)) == 3
 
 
 # -- management records ---------------------------------------------------------------------------

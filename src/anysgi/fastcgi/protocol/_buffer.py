@@ -72,6 +72,9 @@ class ReceiveBuffer:
 
     def feed(self, data: bytes | bytearray | memoryview) -> None:
         """Copy *data* after what is already there."""
+        if type(data) is memoryview and data.format != "B":
+            # A view of something else (an array of ints...): its bytes are what was read.
+            data = data.cast("B")
         size = len(data)
         end = self.end
         if self.start == end:
