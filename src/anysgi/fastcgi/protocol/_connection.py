@@ -373,7 +373,7 @@ class Connection:
                 start = buffer.start
                 available = buffer.end - start
                 if available < buffer.need:
-                    return self._incomplete()
+                    return NEED_DATA if not self._eof else self._at_eof()
                 version, record_type, request_id, length, padding = _unpack_header(
                     buffer.data, start
                 )
@@ -385,7 +385,7 @@ class Connection:
                 end = offset + length + padding
                 if end - start > available:
                     buffer.need = end - start
-                    return self._incomplete()
+                    return NEED_DATA if not self._eof else self._at_eof()
                 buffer.need = HEADER_LENGTH
                 buffer.start = end
                 if request_id:
@@ -401,10 +401,8 @@ class Connection:
             self._error = exc
             raise
 
-    def _incomplete(self) -> NeedData | ConnectionClosed:
-        """What next_event returns when the buffer holds no complete record."""
-        if not self._eof:
-            return NEED_DATA
+    def _at_eof(self) -> ConnectionClosed:
+        """What next_event returns when the peer closed and no complete record is left."""
         missing = self._buffer.missing()
         if missing is None:
             return _CONNECTION_CLOSED
