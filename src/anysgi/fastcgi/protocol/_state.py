@@ -62,7 +62,12 @@ from ._constants import RecordType, Role
 __all__ = (
     "BEGIN_STATE",
     "CLIENT",
+    "CLOSE_BOTH",
+    "CLOSE_NONE",
+    "CLOSE_STDERR",
+    "CLOSE_STDOUT",
     "INPUT_KINDS",
+    "NEXT",
     "OUTPUT_ALLOWED",
     "OUTPUT_KINDS",
     "SENT_BY",
@@ -314,6 +319,14 @@ def next_state(state: State, kind: Kind) -> State | None:
     return TRANSITIONS.get((state, kind))
 
 
+#: :data:`TRANSITIONS` cut by kind: ``NEXT[kind][state]`` is ``TRANSITIONS[state, kind]``, the
+#: same answers without building a key tuple to hash, for the paths that run once per record.
+NEXT: Final[dict[Kind, dict[State, State]]] = {
+    kind: {state: target for (state, k), target in TRANSITIONS.items() if k is kind}
+    for kind in Kind
+}
+
+
 # For refusal messages: the input stream each input state has open (None once all ended).
 _OPEN_STREAM: Final[dict[State, str | None]] = {
     _S.PARAMS: "PARAMS",
@@ -377,7 +390,7 @@ class RequestMachine:
         """Move the track *kind* belongs to; ``False`` (and nothing moved) if refused."""
         track = TRACK[kind]
         if track == "input":
-            state = TRANSITIONS.get((self.input, kind))
+            state = NEXT[kind].get(self.input)
             if state is None:
                 return False
             self.input = state
@@ -385,12 +398,12 @@ class RequestMachine:
         if self.input not in OUTPUT_ALLOWED:
             return False
         if track == "stdout":
-            state = TRANSITIONS.get((self.stdout, kind))
+            state = NEXT[kind].get(self.stdout)
             if state is None:
                 return False
             self.stdout = state
             return True
-        state = TRANSITIONS.get((self.stderr, kind))
+        state = NEXT[kind].get(self.stderr)
         if state is None:
             return False
         self.stderr = state
@@ -425,17 +438,28 @@ def closing_kinds(machine: RequestMachine, complete: bool) -> tuple[Kind, ...]:
       either no FCGI_STDERR records or one zero-length FCGI_STDERR record."
     """
     stdout = machine.stdout
-    stderr_open = machine.stderr is _S.STDERR_OPEN
-    if stdout is _S.STDOUT_OPEN or (
-        complete and stdout is _S.STDOUT_IDLE and machine.input in OUTPUT_ALLOWED
+    stderr_open = machine.stderr is _STDERR_OPEN
+    if stdout is _STDOUT_OPEN or (
+        complete and stdout is _STDOUT_IDLE and machine.input in OUTPUT_ALLOWED
     ):
-        return _CLOSE_BOTH if stderr_open else _CLOSE_STDOUT
-    return _CLOSE_STDERR if stderr_open else ()
+        return CLOSE_BOTH if stderr_open else CLOSE_STDOUT
+    return CLOSE_STDERR if stderr_open else CLOSE_NONE
 
 
-_CLOSE_BOTH: Final = (_K.STDOUT_END, _K.STDERR_END)
-_CLOSE_STDOUT: Final = (_K.STDOUT_END,)
-_CLOSE_STDERR: Final = (_K.STDERR_END,)
+# What closing_kinds returns: always one of these tuples, so a caller may test which by
+# identity.
+#: Nothing to end.
+CLOSE_NONE: Final[tuple[Kind, ...]] = ()
+#: End STDOUT.
+CLOSE_STDOUT: Final[tuple[Kind, ...]] = (_K.STDOUT_END,)
+#: End STDERR.
+CLOSE_STDERR: Final[tuple[Kind, ...]] = (_K.STDERR_END,)
+#: End both, STDOUT first.
+CLOSE_BOTH: Final[tuple[Kind, ...]] = (_K.STDOUT_END, _K.STDERR_END)
+# Module globals rather than class attributes: closing_kinds runs once per request.
+_STDOUT_IDLE: Final = State.STDOUT_IDLE
+_STDOUT_OPEN: Final = State.STDOUT_OPEN
+_STDERR_OPEN: Final = State.STDERR_OPEN
 
 
 def begin_kind(role: Role | int) -> Kind:
