@@ -17,9 +17,8 @@ Which end sends which event:
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, fields
-from typing import Final, TypeAlias, TypeVar, Union
+from dataclasses import dataclass
+from typing import Any, TypeAlias, Union
 
 from ._constants import ProtocolStatus, Role
 
@@ -303,77 +302,139 @@ Event: TypeAlias = Union[  # noqa: UP007  (autodoc renders X | Y aliases poorly 
 #
 # A frozen dataclass's __init__ stores each field with object.__setattr__ (its own __setattr__
 # refuses), which costs about three times what building the event is worth: 0.55 us for a
-# Stdin, 0.85 us for a BeginRequest, on a path that builds one event per record. The makers
-# below store through the slots' descriptors directly, which is what object.__setattr__ ends up
-# doing, minus the look-ups. They skip nothing else: these classes have no __post_init__ and
-# no default factories. test_events.py checks that every maker's event equals the one
-# __init__ builds.
-
-_new = object.__new__
-_E = TypeVar("_E")
-
-
-def _setters(cls: type) -> list[Callable[[object, object], None]]:
-    return [cls.__dict__[field.name].__set__ for field in fields(cls)]
+# Stdin, 0.85 us for a BeginRequest, on a path that builds one event per record. Storing
+# through the slots' descriptors (``Stdin.data.__set__(event, data)``) is cheaper but still a
+# call per field. The makers below build the event as an instance of a plain class with the
+# very same slots, where a store is the interpreter's own cheap slot store, and then give it
+# its class: Python allows that exactly when both classes lay out their instances alike (the
+# same slots, no __dict__), which it checks on every assignment. The result is an ordinary
+# event, frozen like any other; a two-field event costs a third less than through the
+# descriptors, a three-field one half. They skip nothing else: these classes have no
+# __post_init__ and no default factories. test_connection.py checks that every maker's event
+# equals the one __init__ builds.
 
 
-def _maker1(cls: type[_E]) -> Callable[[object], _E]:
-    (set_a,) = _setters(cls)
-
-    def make(a: object) -> _E:
-        event = _new(cls)
-        set_a(event, a)
-        return event
-
-    return make
+def _blank(cls: type) -> Any:
+    """A plain class with the slots of *cls*, whose instances may become *cls* instances."""
+    return type(f"_Blank{cls.__name__}", (), {"__slots__": cls.__dict__["__slots__"]})
 
 
-def _maker2(cls: type[_E]) -> Callable[[object, object], _E]:
-    set_a, set_b = _setters(cls)
-
-    def make(a: object, b: object) -> _E:
-        event = _new(cls)
-        set_a(event, a)
-        set_b(event, b)
-        return event
-
-    return make
-
-
-def _maker3(cls: type[_E]) -> Callable[[object, object, object], _E]:
-    set_a, set_b, set_c = _setters(cls)
-
-    def make(a: object, b: object, c: object) -> _E:
-        event = _new(cls)
-        set_a(event, a)
-        set_b(event, b)
-        set_c(event, c)
-        return event
-
-    return make
+_BlankBeginRequest = _blank(BeginRequest)
+_BlankParams = _blank(Params)
+_BlankStdin = _blank(Stdin)
+_BlankStdinEnd = _blank(StdinEnd)
+_BlankData = _blank(Data)
+_BlankDataEnd = _blank(DataEnd)
+_BlankAbortRequest = _blank(AbortRequest)
+_BlankStdout = _blank(Stdout)
+_BlankStdoutEnd = _blank(StdoutEnd)
+_BlankStderr = _blank(Stderr)
+_BlankStderrEnd = _blank(StderrEnd)
+_BlankEndRequest = _blank(EndRequest)
 
 
-#: ``make_begin_request(request_id, role, keep_conn)``
-make_begin_request: Final = _maker3(BeginRequest)
-#: ``make_params(request_id, params)``
-make_params: Final = _maker2(Params)
-#: ``make_stdin(request_id, data)``
-make_stdin: Final = _maker2(Stdin)
-#: ``make_stdin_end(request_id)``
-make_stdin_end: Final = _maker1(StdinEnd)
-#: ``make_data(request_id, data)``
-make_data: Final = _maker2(Data)
-#: ``make_data_end(request_id)``
-make_data_end: Final = _maker1(DataEnd)
-#: ``make_abort_request(request_id)``
-make_abort_request: Final = _maker1(AbortRequest)
-#: ``make_stdout(request_id, data)``
-make_stdout: Final = _maker2(Stdout)
-#: ``make_stdout_end(request_id)``
-make_stdout_end: Final = _maker1(StdoutEnd)
-#: ``make_stderr(request_id, data)``
-make_stderr: Final = _maker2(Stderr)
-#: ``make_stderr_end(request_id)``
-make_stderr_end: Final = _maker1(StderrEnd)
-#: ``make_end_request(request_id, app_status, protocol_status)``
-make_end_request: Final = _maker3(EndRequest)
+def make_begin_request(request_id: int, role: Role | int, keep_conn: bool) -> BeginRequest:
+    """``BeginRequest(request_id, role, keep_conn)``, built faster."""
+    event = _BlankBeginRequest()
+    event.request_id = request_id
+    event.role = role
+    event.keep_conn = keep_conn
+    event.__class__ = BeginRequest
+    return event  # type: ignore[no-any-return]
+
+
+def make_params(request_id: int, params: dict[bytes, bytes]) -> Params:
+    """``Params(request_id, params)``, built faster."""
+    event = _BlankParams()
+    event.request_id = request_id
+    event.params = params
+    event.__class__ = Params
+    return event  # type: ignore[no-any-return]
+
+
+def make_stdin(request_id: int, data: bytes) -> Stdin:
+    """``Stdin(request_id, data)``, built faster."""
+    event = _BlankStdin()
+    event.request_id = request_id
+    event.data = data
+    event.__class__ = Stdin
+    return event  # type: ignore[no-any-return]
+
+
+def make_stdin_end(request_id: int) -> StdinEnd:
+    """``StdinEnd(request_id)``, built faster."""
+    event = _BlankStdinEnd()
+    event.request_id = request_id
+    event.__class__ = StdinEnd
+    return event  # type: ignore[no-any-return]
+
+
+def make_data(request_id: int, data: bytes) -> Data:
+    """``Data(request_id, data)``, built faster."""
+    event = _BlankData()
+    event.request_id = request_id
+    event.data = data
+    event.__class__ = Data
+    return event  # type: ignore[no-any-return]
+
+
+def make_data_end(request_id: int) -> DataEnd:
+    """``DataEnd(request_id)``, built faster."""
+    event = _BlankDataEnd()
+    event.request_id = request_id
+    event.__class__ = DataEnd
+    return event  # type: ignore[no-any-return]
+
+
+def make_abort_request(request_id: int) -> AbortRequest:
+    """``AbortRequest(request_id)``, built faster."""
+    event = _BlankAbortRequest()
+    event.request_id = request_id
+    event.__class__ = AbortRequest
+    return event  # type: ignore[no-any-return]
+
+
+def make_stdout(request_id: int, data: bytes) -> Stdout:
+    """``Stdout(request_id, data)``, built faster."""
+    event = _BlankStdout()
+    event.request_id = request_id
+    event.data = data
+    event.__class__ = Stdout
+    return event  # type: ignore[no-any-return]
+
+
+def make_stdout_end(request_id: int) -> StdoutEnd:
+    """``StdoutEnd(request_id)``, built faster."""
+    event = _BlankStdoutEnd()
+    event.request_id = request_id
+    event.__class__ = StdoutEnd
+    return event  # type: ignore[no-any-return]
+
+
+def make_stderr(request_id: int, data: bytes) -> Stderr:
+    """``Stderr(request_id, data)``, built faster."""
+    event = _BlankStderr()
+    event.request_id = request_id
+    event.data = data
+    event.__class__ = Stderr
+    return event  # type: ignore[no-any-return]
+
+
+def make_stderr_end(request_id: int) -> StderrEnd:
+    """``StderrEnd(request_id)``, built faster."""
+    event = _BlankStderrEnd()
+    event.request_id = request_id
+    event.__class__ = StderrEnd
+    return event  # type: ignore[no-any-return]
+
+
+def make_end_request(
+    request_id: int, app_status: int, protocol_status: ProtocolStatus
+) -> EndRequest:
+    """``EndRequest(request_id, app_status, protocol_status)``, built faster."""
+    event = _BlankEndRequest()
+    event.request_id = request_id
+    event.app_status = app_status
+    event.protocol_status = protocol_status
+    event.__class__ = EndRequest
+    return event  # type: ignore[no-any-return]
