@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import array
+
 import pytest
 
 from anysgi.fastcgi import protocol as p
@@ -97,3 +99,39 @@ def test_compaction_keeps_the_unconsumed_bytes() -> None:
     assert bytes(buffer.data[buffer.start : buffer.end]) == b"6789abcdef"
     assert buffer.start == 0
     assert buffer.content(4, 3) == b"abc"
+
+
+def test_a_read_that_starts_on_a_record_boundary_is_kept_without_a_copy() -> None:
+    buffer = ReceiveBuffer()
+    conn = _server_with(buffer)
+    wire = begin(1) + record(4, 1)
+    conn.receive_data(wire)
+    assert buffer.data is wire
+    assert drain(conn) == [p.BeginRequest(1), p.Params(1, {})]
+    # Half a record is kept as it came; the rest goes to storage, with the half moved there.
+    stdin = record(5, 1, b"body")
+    first = stdin[:5]
+    conn.receive_data(first)
+    assert buffer.data is first
+    conn.receive_data(stdin[5:])
+    assert isinstance(buffer.data, bytearray)
+    assert drain(conn) == [p.Stdin(1, b"body")]
+
+
+def test_storage_is_reused_for_reads_that_are_not_bytes() -> None:
+    buffer = ReceiveBuffer()
+    conn = _server_with(buffer)
+    conn.receive_data(bytearray(begin(1)))
+    storage = buffer.data
+    assert isinstance(storage, bytearray)
+    assert drain(conn) == [p.BeginRequest(1)]
+    # Empty again, and the read fits: written into the same storage.
+    conn.receive_data(memoryview(record(4, 1)))
+    assert buffer.data is storage
+    assert drain(conn) == [p.Params(1, {})]
+    # A wider view is fed as its bytes, also after an incomplete record.
+    wire = record(5, 1, b"12345678")
+    conn.receive_data(wire[:3])
+    conn.receive_data(memoryview(array.array("I", wire[3:11])).cast("B").cast("I"))
+    conn.receive_data(wire[11:])
+    assert drain(conn) == [p.Stdin(1, b"12345678")]

@@ -316,6 +316,9 @@ def test_unknown_type_round_trip_from_a_client_probe() -> None:
     ("wire", "message"),
     [
         (record(5, 0, b"x"), "STDIN record with request id 0, which is reserved"),
+        (record(5, 0), "STDIN record with request id 0, which is reserved"),
+        (record(4, 0, b"\x01\x01ab"), "PARAMS record with request id 0, which is reserved"),
+        (record(4, 0), "PARAMS record with request id 0, which is reserved"),
         (begin(0), "BEGIN_REQUEST record with request id 0"),
         (record(9, 1, b""), "GET_VALUES record with request id 1: management records"),
         (record(6, 1, b"x"), "STDOUT record received by the SERVER side"),

@@ -9,7 +9,7 @@ from __future__ import annotations
 import enum
 import struct
 from collections.abc import Callable, KeysView
-from typing import Final, final
+from typing import Any, Final, final
 
 from ._buffer import ReceiveBuffer
 from ._constants import (
@@ -55,7 +55,14 @@ from ._events import (
     make_stdout,
     make_stdout_end,
 )
-from ._pairs import PairDecoder, PairLimits, decode_into, decode_pairs, encode_pairs
+from ._pairs import (
+    PairDecoder,
+    PairLimits,
+    decode_ascii,
+    decode_into,
+    decode_pairs,
+    encode_pairs,
+)
 from ._records import (
     BEGIN_REQUEST_BODY,
     END_REQUEST_BODY,
@@ -67,6 +74,9 @@ from ._records import (
 from ._state import (
     BEGIN_STATE,
     CLIENT,
+    CLOSE_NONE,
+    CLOSE_STDOUT,
+    NEXT,
     SENT_BY,
     SERVER,
     Kind,
@@ -126,7 +136,8 @@ class NeedData(enum.Enum):
 NEED_DATA: Final = NeedData.NEED_DATA
 
 _CONNECTION_CLOSED: Final = ConnectionClosed()
-_unpack_header: Final = HEADER.unpack_from
+#: The header (spec 3.3) with version and type read as one number, ``version << 8 | type``.
+_unpack_header_vt: Final = struct.Struct("!HHHBx").unpack_from
 _unpack_begin: Final = BEGIN_REQUEST_BODY.unpack_from
 _FILTER: Final = Role.FILTER
 #: A whole END_REQUEST record: header and FCGI_EndRequestBody (spec 5.5), packed at once.
@@ -137,7 +148,12 @@ _STREAM_TYPE: Final = {
     Kind.STDERR_END: int(RecordType.STDERR),
 }
 _END_REQUEST_TYPE: Final = int(RecordType.END_REQUEST)
+_STDOUT_TYPE: Final = int(RecordType.STDOUT)
+#: The empty STDOUT record and END_REQUEST, as a request that wrote to STDOUT, or wrote
+#: nothing, ends: one pack for both.
+_END_STDOUT_AND_REQUEST: Final = struct.Struct(HEADER.format + _END_REQUEST_RECORD.format[1:])
 _REQUEST_COMPLETE: Final = ProtocolStatus.REQUEST_COMPLETE
+_REQUEST_COMPLETE_VALUE: Final = int(ProtocolStatus.REQUEST_COMPLETE)
 
 
 def _bad_version(version: int) -> RemoteProtocolError:
@@ -172,6 +188,23 @@ _STDOUT_END: Final = Kind.STDOUT_END
 _STDERR: Final = Kind.STDERR
 _STDERR_END: Final = Kind.STDERR_END
 _END_REQUEST: Final = Kind.END_REQUEST
+# The table's answers for the kinds received on the hot path (see NEXT in _state.py).
+_PARAMS_NEXT: Final = NEXT[Kind.PARAMS]
+_PARAMS_END_NEXT: Final = NEXT[Kind.PARAMS_END]
+_STDIN_NEXT: Final = NEXT[Kind.STDIN]
+_STDIN_END_NEXT: Final = NEXT[Kind.STDIN_END]
+# Record types as plain ints: comparing an int with an IntEnum member is much slower.
+_BEGIN_REQUEST_TYPE: Final = int(RecordType.BEGIN_REQUEST)
+_PARAMS_TYPE: Final = int(RecordType.PARAMS)
+_STDIN_TYPE: Final = int(RecordType.STDIN)
+#: The header's version and type bytes as one big-endian number, for the records next_event
+#: handles itself: one comparison checks both.
+_V1_BEGIN_REQUEST: Final = FCGI_VERSION_1 << 8 | _BEGIN_REQUEST_TYPE
+_V1_PARAMS: Final = FCGI_VERSION_1 << 8 | _PARAMS_TYPE
+_V1_STDIN: Final = FCGI_VERSION_1 << 8 | _STDIN_TYPE
+_BEGIN_STATE: Final = (BEGIN_STATE[False], BEGIN_STATE[True])
+_STDOUT_IDLE: Final = State.STDOUT_IDLE
+_STDERR_IDLE: Final = State.STDERR_IDLE
 # What a request's params are once its Params event is out: nothing more may arrive.
 _NO_PARAMS: Final[dict[bytes, bytes]] = {}
 
@@ -179,16 +212,14 @@ _NO_PARAMS: Final[dict[bytes, bytes]] = {}
 class _Request(RequestMachine):
     """One active request: its state machine plus what the connection keeps for it."""
 
-    __slots__ = ("decoder", "keep_conn", "params", "params_size", "role")
+    __slots__ = ("decoder", "params", "params_size")
 
-    def __init__(self, input: State, role: Role | int, keep_conn: bool) -> None:
+    def __init__(self, input: State) -> None:
         # Not super().__init__(): this runs once per request, and the call costs more than
         # the three stores it would make.
         self.input = input
-        self.stdout = State.STDOUT_IDLE
-        self.stderr = State.STDERR_IDLE
-        self.role = role
-        self.keep_conn = keep_conn
+        self.stdout = _STDOUT_IDLE
+        self.stderr = _STDERR_IDLE
         #: Decoded PARAMS so far (server side only).
         self.params: dict[bytes, bytes] = {}
         #: Bytes of PARAMS stream so far, for max_params_size.
@@ -262,6 +293,7 @@ class Connection:
         "_receivers",
         "_requests",
         "_senders",
+        "_server",
         "_side",
     )
 
@@ -274,9 +306,17 @@ class Connection:
         max_name_length: int = DEFAULT_MAX_NAME_LENGTH,
         max_value_length: int = DEFAULT_MAX_VALUE_LENGTH,
     ) -> None:
-        if not isinstance(side, Side):
+        # Identity tests, not a look-up keyed by side: an Enum member hashes in Python code.
+        if side is SERVER:
+            self._receivers = _SERVER_RECEIVERS
+            self._senders = _SERVER_SENDERS
+        elif side is CLIENT:
+            self._receivers = _CLIENT_RECEIVERS
+            self._senders = _CLIENT_SENDERS
+        else:
             raise TypeError(f"side must be SERVER or CLIENT, not {side!r}")
         self._side = side
+        self._server = side is SERVER
         key = (max_params_size, max_name_length, max_value_length, max_concurrent_requests)
         checked = _CHECKED_LIMITS.get(key)
         if checked is None:
@@ -302,11 +342,6 @@ class Connection:
         # type, so at most 256 counters whatever the peer sends.
         self._pending_get_values = 0
         self._pending_unknown: dict[int, int] = {}
-        # Which records this side receives and which events it sends: the tables are built
-        # once, below the class, so a connection costs little to create (nginx opens one per
-        # request unless fastcgi_keep_conn is on).
-        self._receivers = _RECEIVERS[side]
-        self._senders = _SENDERS[side]
 
     def __repr__(self) -> str:
         return (
@@ -365,41 +400,175 @@ class Connection:
         if self._error is not None:
             raise self._error.with_traceback(None)
         buffer = self._buffer
-        receivers = self._receivers
         try:
             while True:
                 # Framing, inlined because it runs once per record: the buffer holds the
                 # bytes, the header layout comes from _records.py.
                 start = buffer.start
-                available = buffer.end - start
-                if available < buffer.need:
+                stop = buffer.end
+                if stop - start < buffer.need:
                     return NEED_DATA if not self._eof else self._at_eof()
-                version, record_type, request_id, length, padding = _unpack_header(
-                    buffer.data, start
-                )
-                if version != FCGI_VERSION_1:
-                    raise _bad_version(version)
+                data = buffer.data
+                # The version and type bytes as one number, so that one comparison below
+                # checks both for the usual records.
+                version_type, request_id, length, padding = _unpack_header_vt(data, start)
                 # Spec 3.3: receivers must "interpret the paddingLength and skip the
                 # paddingData", whatever its length (0 to 255).
                 offset = start + HEADER_LENGTH
                 end = offset + length + padding
-                if end - start > available:
+                if end > stop:
+                    if version_type >> 8 != FCGI_VERSION_1:
+                        # A foreign header's length means nothing: refuse it without
+                        # waiting for the bytes it announces.
+                        raise _bad_version(version_type >> 8)
                     buffer.need = end - start
                     return NEED_DATA if not self._eof else self._at_eof()
                 buffer.need = HEADER_LENGTH
                 buffer.start = end
-                if request_id:
-                    receiver = receivers.get(record_type)
-                    if receiver is None:
-                        raise self._misdirected(record_type, request_id)
-                    event = receiver(self, request_id, offset, length)
-                else:
-                    event = self._receive_management(record_type, offset, length)
+                if self._server:
+                    # A server's usual records are handled here rather than by a method
+                    # each: they are most of what it receives, and a call costs more than
+                    # the work of a small record.
+                    if version_type == _V1_STDIN:
+                        try:
+                            request = self._requests[request_id]
+                        except KeyError:
+                            if not request_id:
+                                raise self._misdirected(_STDIN_TYPE, 0) from None
+                            # Spec 3.3: "While a request ID R is inactive, the application
+                            # ignores records with requestId == R, except for
+                            # FCGI_BEGIN_REQUEST records".
+                            continue
+                        if length:
+                            try:
+                                request.input = _STDIN_NEXT[request.input]
+                            except KeyError:
+                                raise self._refused(request_id, request, _STDIN) from None
+                            if type(data) is bytes:
+                                return make_stdin(request_id, data[offset : offset + length])
+                            return make_stdin(
+                                request_id, memoryview(data)[offset : offset + length].tobytes()
+                            )
+                        try:
+                            request.input = _STDIN_END_NEXT[request.input]
+                        except KeyError:
+                            raise self._refused(request_id, request, _STDIN_END) from None
+                        return make_stdin_end(request_id)
+                    if version_type == _V1_PARAMS:
+                        try:
+                            request = self._requests[request_id]
+                        except KeyError:
+                            if not request_id:
+                                raise self._misdirected(_PARAMS_TYPE, 0) from None
+                            continue  # Spec 3.3 again.
+                        if length:
+                            try:
+                                request.input = _PARAMS_NEXT[request.input]
+                            except KeyError:
+                                raise self._refused(request_id, request, _PARAMS) from None
+                            if type(data) is bytes:
+                                self._receive_pairs(
+                                    request_id, request, data[offset : offset + length]
+                                )
+                            else:
+                                self._receive_pairs(
+                                    request_id,
+                                    request,
+                                    memoryview(data)[offset : offset + length].tobytes(),
+                                )
+                            continue
+                        try:
+                            request.input = _PARAMS_END_NEXT[request.input]
+                        except KeyError:
+                            raise self._refused(request_id, request, _PARAMS_END) from None
+                        params = request.params
+                        if request.decoder is not None:
+                            request.decoder.close()
+                            request.decoder = None
+                        request.params = _NO_PARAMS
+                        return make_params(request_id, params)
+                    if version_type == _V1_BEGIN_REQUEST:
+                        requests = self._requests
+                        if (
+                            request_id in requests
+                            or not request_id
+                            or length != 8
+                            or len(requests) >= self._max_concurrent
+                        ):
+                            raise self._bad_begin_request(request_id, length)
+                        role_value, flags = _unpack_begin(data, offset)
+                        # Spec 5.5: a role the application does not know is still a request,
+                        # rejected with FCGI_UNKNOWN_ROLE; so an unknown value is delivered as
+                        # a plain int, not refused.
+                        role: Role | int = _ROLES.get(role_value, role_value)
+                        requests[request_id] = _Request(_BEGIN_STATE[role is _FILTER])
+                        # Spec 5.1: "flags & FCGI_KEEP_CONN"; the other bits are reserved and
+                        # ignored.
+                        return make_begin_request(request_id, role, flags & FCGI_KEEP_CONN == 1)
+                version = version_type >> 8
+                if version != FCGI_VERSION_1:
+                    raise _bad_version(version)
+                record_type = version_type & 0xFF
+                if not request_id:
+                    return self._receive_management(record_type, offset, length)
+                receiver = self._receivers.get(record_type)
+                if receiver is None:
+                    raise self._misdirected(record_type, request_id)
+                event = receiver(self, request_id, offset, length)
                 if event is not None:
                     return event
         except RemoteProtocolError as exc:
             self._error = exc
             raise
+
+    def _bad_begin_request(self, request_id: int, length: int) -> RemoteProtocolError:
+        """Why a BEGIN_REQUEST record cannot start a request."""
+        if not request_id:
+            return self._misdirected(_BEGIN_REQUEST_TYPE, 0)
+        if request_id in self._requests:
+            # Spec 3.3: an inactive id "becomes active when the application receives a record
+            # {FCGI_BEGIN_REQUEST, R, ...}"; an active one cannot begin again.
+            return RemoteProtocolError(
+                f"BEGIN_REQUEST record for request {request_id}, which is already active"
+            )
+        if length != 8:
+            # Spec 5.1: the body is FCGI_BeginRequestBody, 8 bytes.
+            return RemoteProtocolError(
+                f"BEGIN_REQUEST record for request {request_id} has {length} bytes of "
+                f"content, not 8"
+            )
+        return RemoteProtocolError(
+            f"BEGIN_REQUEST record for request {request_id} while {len(self._requests)} "
+            f"requests are active: max_concurrent_requests={self._max_concurrent}"
+        )
+
+    def _receive_pairs(self, request_id: int, request: _Request, content: bytes) -> None:
+        """Decode a non-empty PARAMS record's content into the request's params."""
+        limits = self._pair_limits
+        length = len(content)
+        base = request.params_size
+        size = base + length
+        if size > limits.max_size:
+            raise RemoteProtocolError(
+                f"PARAMS stream of request {request_id} goes past {limits.size_limit}"
+            )
+        request.params_size = size
+        decoder = request.decoder
+        if decoder is not None:
+            decoder.feed(content)
+            return
+        # Nginx's case, every pair whole in one record with one-byte lengths, is done by the
+        # quick loop; whatever it leaves (a four-byte length, a pair cut by the record's end)
+        # goes the usual way, every check included.
+        pos = decode_ascii(request.params, content) if limits.fast and content.isascii() else 0
+        if pos != length:
+            request.decoder = decode_into(
+                request.params,
+                content[pos:] if pos else content,
+                base + pos,
+                limits,
+                f"PARAMS stream of request {request_id}",
+            )
 
     def _at_eof(self) -> ConnectionClosed:
         """What next_event returns when the peer closed and no complete record is left."""
@@ -441,81 +610,6 @@ class Connection:
         )
 
     # Server side: records from the web server.
-
-    def _receive_begin_request(self, request_id: int, offset: int, length: int) -> Event:
-        # Spec 3.3: an inactive id "becomes active when the application receives a record
-        # {FCGI_BEGIN_REQUEST, R, ...}": this is the one record an inactive id may carry.
-        requests = self._requests
-        if request_id in requests:
-            raise RemoteProtocolError(
-                f"BEGIN_REQUEST record for request {request_id}, which is already active"
-            )
-        if length != 8:
-            # Spec 5.1: the body is FCGI_BeginRequestBody, 8 bytes.
-            raise RemoteProtocolError(
-                f"BEGIN_REQUEST record for request {request_id} has {length} bytes of "
-                f"content, not 8"
-            )
-        if len(requests) >= self._max_concurrent:
-            raise RemoteProtocolError(
-                f"BEGIN_REQUEST record for request {request_id} while {len(requests)} "
-                f"requests are active: max_concurrent_requests={self._max_concurrent}"
-            )
-        role_value, flags = _unpack_begin(self._buffer.data, offset)
-        # Spec 5.5: a role the application does not know is still a request, rejected with
-        # FCGI_UNKNOWN_ROLE; so an unknown value is delivered as a plain int, not refused.
-        role: Role | int = _ROLES.get(role_value, role_value)
-        # Spec 5.1: "flags & FCGI_KEEP_CONN"; the other bits are reserved and ignored.
-        keep_conn = bool(flags & FCGI_KEEP_CONN)
-        requests[request_id] = _Request(BEGIN_STATE[role is _FILTER], role, keep_conn)
-        return make_begin_request(request_id, role, keep_conn)
-
-    def _receive_params(self, request_id: int, offset: int, length: int) -> Event | None:
-        request = self._requests.get(request_id)
-        if request is None:
-            # Spec 3.3: "While a request ID R is inactive, the application ignores records
-            # with requestId == R, except for FCGI_BEGIN_REQUEST records".
-            return None
-        if length:
-            if not request.advance(_PARAMS):
-                raise self._refused(request_id, request, _PARAMS)
-            limits = self._pair_limits
-            base = request.params_size
-            size = base + length
-            if size > limits.max_size:
-                raise RemoteProtocolError(
-                    f"PARAMS stream of request {request_id} goes past {limits.size_limit}"
-                )
-            request.params_size = size
-            content = self._buffer.content(offset, length)
-            decoder = request.decoder
-            if decoder is None:
-                request.decoder = decode_into(
-                    request.params, content, base, limits, f"PARAMS stream of request {request_id}"
-                )
-            else:
-                decoder.feed(content)
-            return None
-        if not request.advance(_PARAMS_END):
-            raise self._refused(request_id, request, _PARAMS_END)
-        params = request.params
-        if request.decoder is not None:
-            request.decoder.close()
-            request.decoder = None
-        request.params = _NO_PARAMS
-        return make_params(request_id, params)
-
-    def _receive_stdin(self, request_id: int, offset: int, length: int) -> Event | None:
-        request = self._requests.get(request_id)
-        if request is None:
-            return None  # Spec 3.3: records for an inactive id are ignored.
-        if length:
-            if not request.advance(_STDIN):
-                raise self._refused(request_id, request, _STDIN)
-            return make_stdin(request_id, self._buffer.content(offset, length))
-        if not request.advance(_STDIN_END):
-            raise self._refused(request_id, request, _STDIN_END)
-        return make_stdin_end(request_id)
 
     def _receive_data(self, request_id: int, offset: int, length: int) -> Event | None:
         request = self._requests.get(request_id)
@@ -749,39 +843,49 @@ class Connection:
         assert isinstance(event, StderrEnd)
         return self._send_end_of_stream(event, RecordType.STDERR, Kind.STDERR_END)
 
-    def _send_end_request(self, event: Event) -> bytes:
-        assert isinstance(event, EndRequest)
+    def _send_end_request(self, event: EndRequest) -> bytes:
         request_id = event.request_id
         request = self._active(request_id, event)
         app_status = event.app_status
-        if not _int_in(app_status, 0, _MAX_APP_STATUS):
-            # Spec 5.5: appStatusB3..B0, four bytes.
+        if (type(app_status) is not int or not 0 <= app_status <= _MAX_APP_STATUS) and not _int_in(
+            app_status, 0, _MAX_APP_STATUS
+        ):
+            # Spec 5.5: appStatusB3..B0, four bytes. (An exact int is checked without a call.)
             raise LocalProtocolError(
                 f"EndRequest.app_status must be an int from 0 to {_MAX_APP_STATUS}, "
                 f"not {app_status!r}"
             )
-        protocol_status = _PROTOCOL_STATUSES.get(event.protocol_status)
-        if protocol_status is None:
-            raise LocalProtocolError(
-                f"EndRequest.protocol_status must be a ProtocolStatus, not "
-                f"{event.protocol_status!r}"
-            )
-        record = _END_REQUEST_RECORD.pack(
-            FCGI_VERSION_1, _END_REQUEST_TYPE, request_id, 8, 0, app_status, int(protocol_status)
-        )
-        closing = closing_kinds(request, protocol_status is _REQUEST_COMPLETE)
-        if closing:
-            # Spec 3.3: a stream ends with "an empty record (length == 0) of the stream type".
-            record = b"".join(
-                [*[_empty(_STREAM_TYPE[kind], request_id) for kind in closing], record]
-            )
-            for kind in closing:
-                request.advance(kind)
-        request.advance(_END_REQUEST)
+        protocol_status = event.protocol_status
+        if protocol_status is _REQUEST_COMPLETE:
+            complete = True
+            status = _REQUEST_COMPLETE_VALUE
+        else:
+            known = _PROTOCOL_STATUSES.get(protocol_status)
+            if known is None:
+                raise LocalProtocolError(
+                    f"EndRequest.protocol_status must be a ProtocolStatus, not {protocol_status!r}"
+                )
+            complete = known is _REQUEST_COMPLETE
+            status = known.value
+        closing = closing_kinds(request, complete)
         # Spec 3.3: the id "becomes inactive when the application sends a record
-        # {FCGI_END_REQUEST, R, ...}".
+        # {FCGI_END_REQUEST, R, ...}". Every active state accepts END_REQUEST, and the
+        # streams closing_kinds ends are ones the request may end now (see _state.py): the
+        # request leaves the table, so there is no state left to move.
         del self._requests[request_id]
-        return record
+        # Spec 3.3: a stream ends with "an empty record (length == 0) of the stream type";
+        # those records and END_REQUEST are packed at once.
+        if closing is CLOSE_STDOUT:
+            return _END_STDOUT_AND_REQUEST.pack(
+                FCGI_VERSION_1, _STDOUT_TYPE, request_id, 0, 0,
+                FCGI_VERSION_1, _END_REQUEST_TYPE, request_id, 8, 0, app_status, status,
+            )  # fmt: skip
+        record = _END_REQUEST_RECORD.pack(
+            FCGI_VERSION_1, _END_REQUEST_TYPE, request_id, 8, 0, app_status, status
+        )
+        if closing is CLOSE_NONE:
+            return record
+        return b"".join([*[_empty(_STREAM_TYPE[kind], request_id) for kind in closing], record])
 
     def _send_get_values_result(self, event: Event) -> bytes:
         assert isinstance(event, GetValuesResult)
@@ -835,9 +939,7 @@ class Connection:
             # Spec 5.1: roleB1, roleB0.
             raise LocalProtocolError(f"BeginRequest.role must fit in two bytes, not {role!r}")
         role = _ROLES.get(role, role)
-        requests[request_id] = _Request(
-            BEGIN_STATE[role is Role.FILTER], role, bool(event.keep_conn)
-        )
+        requests[request_id] = _Request(BEGIN_STATE[role is Role.FILTER])
         return HEADER.pack(
             FCGI_VERSION_1, RecordType.BEGIN_REQUEST, request_id, 8, 0
         ) + BEGIN_REQUEST_BODY.pack(role, FCGI_KEEP_CONN if event.keep_conn else 0)
@@ -962,21 +1064,20 @@ _ALL_EVENTS: Final = frozenset(
 
 
 _Receiver = Callable[[Connection, int, int, int], "Event | None"]
-_Sender = Callable[[Connection, Event], bytes]
+# Any: each sender takes the event type it is registered for in _SENDERS.
+_Sender = Callable[[Connection, Any], bytes]
 
-_RECEIVERS: Final[dict[Side, dict[int, _Receiver]]] = {
-    SERVER: {
-        RecordType.BEGIN_REQUEST: Connection._receive_begin_request,
-        RecordType.PARAMS: Connection._receive_params,
-        RecordType.STDIN: Connection._receive_stdin,
-        RecordType.DATA: Connection._receive_data,
-        RecordType.ABORT_REQUEST: Connection._receive_abort_request,
-    },
-    CLIENT: {
-        RecordType.STDOUT: Connection._receive_stdout,
-        RecordType.STDERR: Connection._receive_stderr,
-        RecordType.END_REQUEST: Connection._receive_end_request,
-    },
+# Which records each side receives (STDIN and PARAMS: in next_event itself, for a server)
+# and which events it sends: built once, so a connection costs little to create (nginx opens
+# one per request unless fastcgi_keep_conn is on).
+_SERVER_RECEIVERS: Final[dict[int, _Receiver]] = {
+    RecordType.DATA: Connection._receive_data,
+    RecordType.ABORT_REQUEST: Connection._receive_abort_request,
+}
+_CLIENT_RECEIVERS: Final[dict[int, _Receiver]] = {
+    RecordType.STDOUT: Connection._receive_stdout,
+    RecordType.STDERR: Connection._receive_stderr,
+    RecordType.END_REQUEST: Connection._receive_end_request,
 }
 
 _SENDERS: Final[dict[Side, dict[type, _Sender]]] = {
@@ -1001,3 +1102,6 @@ _SENDERS: Final[dict[Side, dict[type, _Sender]]] = {
         UnknownManagementRecord: Connection._send_unknown_management_record,
     },
 }
+
+_SERVER_SENDERS: Final = _SENDERS[SERVER]
+_CLIENT_SENDERS: Final = _SENDERS[CLIENT]
