@@ -120,6 +120,20 @@ def decode_ascii(out: dict[bytes, bytes], data: bytes) -> int:
     # The value length of the pair at pos is data[pos + 1]: reading it from a copy shifted by
     # one byte saves an addition per pair, more than the copy costs from a few pairs on.
     shifted = data[1:]
+    if not out:
+        # Nothing to lose: not even whether the pair is whole is checked per pair. Only the
+        # last pair can be cut short by the end of data; if it was, its name and value came
+        # out short, and it was stored: start again from nothing, with the check.
+        while pos < last:
+            start = pos + 2
+            middle = start + data[pos]
+            # The value's end is the next pair's start (the right-hand side is evaluated
+            # before the key).
+            out[data[start:middle]] = data[middle : (pos := middle + shifted[pos])]
+        if pos <= end:
+            return pos
+        out.clear()
+        pos = 0
     while pos < last:
         start = pos + 2
         middle = start + data[pos]
