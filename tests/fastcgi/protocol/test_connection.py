@@ -1144,3 +1144,30 @@ def test_fast_makers_build_the_same_events_as_init() -> None:
         assert repr(made) == repr(built)
         with pytest.raises(AttributeError):
             setattr(made, "request_id", 0)  # noqa: B010  (frozen: must refuse)
+
+
+def test_small_events_may_be_shared_but_their_number_is_bounded() -> None:
+    """BeginRequest and StdinEnd hold nothing but small numbers, so the codec may hand out one
+    object for equal events; a peer that varies the numbers cannot make it keep many."""
+    from anysgi.fastcgi.protocol import _connection
+
+    server = p.Connection(p.SERVER)
+    for request_id in range(1, 400):
+        role = (request_id % 3) + 1
+        server.receive_data(
+            begin(request_id, role=role, flags=request_id & 1) + record(4, request_id)
+        )
+        if role == p.Role.FILTER:
+            events = drain(server)
+        else:
+            server.receive_data(record(5, request_id))
+            events = drain(server)
+            assert events[-1] == p.StdinEnd(request_id)
+        assert events[:2] == [
+            p.BeginRequest(request_id, p.Role(role), bool(request_id & 1)),
+            p.Params(request_id, {}),
+        ]
+        assert type(events[0].role) is p.Role
+        server.send(p.EndRequest(request_id))
+    assert 0 < len(_connection._BEGIN_REQUESTS) <= _connection._MAX_CACHED
+    assert 0 < len(_connection._STDIN_ENDS) <= _connection._MAX_CACHED

@@ -42,15 +42,15 @@ from ._events import (
     StdoutEnd,
     UnknownManagementRecord,
     UnknownType,
+    _BlankParams,
+    _BlankStdin,
     make_abort_request,
     make_begin_request,
     make_data,
     make_data_end,
     make_end_request,
-    make_params,
     make_stderr,
     make_stderr_end,
-    make_stdin,
     make_stdin_end,
     make_stdout,
     make_stdout_end,
@@ -153,6 +153,14 @@ _STDOUT_TYPE: Final = int(RecordType.STDOUT)
 #: nothing, ends: one pack for both.
 _END_STDOUT_AND_REQUEST: Final = struct.Struct(HEADER.format + _END_REQUEST_RECORD.format[1:])
 _REQUEST_COMPLETE: Final = ProtocolStatus.REQUEST_COMPLETE
+# Events are immutable: the ones with nothing but small numbers in them are made once and
+# handed out again, by (request_id, role, keep_conn) and by request_id. Bounded, because a
+# peer chooses the numbers.
+_BEGIN_REQUESTS: Final[dict[tuple[int, int, int], BeginRequest]] = {}
+_STDIN_ENDS: Final[dict[int, StdinEnd]] = {}
+_MAX_CACHED: Final = 256
+#: ReceiveBuffer.need once the connection has failed: more than a buffer can hold.
+_DEAD: Final = 2**63
 _REQUEST_COMPLETE_VALUE: Final = int(ProtocolStatus.REQUEST_COMPLETE)
 
 
@@ -210,22 +218,35 @@ _NO_PARAMS: Final[dict[bytes, bytes]] = {}
 
 
 class _Request(RequestMachine):
-    """One active request: its state machine plus what the connection keeps for it."""
+    """One active request: its state machine plus what the connection keeps for it.
+
+    Made by :func:`_new_request`, which sets every field.
+    """
 
     __slots__ = ("decoder", "params", "params_size")
 
-    def __init__(self, input: State) -> None:
-        # Not super().__init__(): this runs once per request, and the call costs more than
-        # the three stores it would make.
-        self.input = input
-        self.stdout = _STDOUT_IDLE
-        self.stderr = _STDERR_IDLE
-        #: Decoded PARAMS so far (server side only).
-        self.params: dict[bytes, bytes] = {}
-        #: Bytes of PARAMS stream so far, for max_params_size.
-        self.params_size = 0
-        #: Holds a pair that straddles PARAMS records until its last byte comes.
-        self.decoder: PairDecoder | None = None
+    #: Holds a pair that straddles PARAMS records until its last byte comes.
+    decoder: PairDecoder | None
+    #: Decoded PARAMS so far (server side only).
+    params: dict[bytes, bytes]
+    #: Bytes of PARAMS stream so far, for max_params_size.
+    params_size: int
+
+    # Neither an __init__ of its own nor RequestMachine's: the maker stores the fields, which
+    # costs less than the call (next_event does it inline, once per request).
+    __init__ = object.__init__
+
+
+def _new_request(input: State) -> _Request:
+    """A request whose input track is in *input*, the others idle."""
+    request: _Request = _Request()
+    request.input = input
+    request.stdout = _STDOUT_IDLE
+    request.stderr = _STDERR_IDLE
+    request.params = {}
+    request.params_size = 0
+    request.decoder = None
+    return request
 
 
 def _empty(record_type: int, request_id: int) -> bytes:
@@ -246,6 +267,28 @@ def _positive_int(name: str, value: int, maximum: int = 2**63) -> int:
     if type(value) is not int or not 0 < value <= maximum:
         raise ValueError(f"{name} must be an integer from 1 to {maximum}, not {value!r}")
     return value
+
+
+def _checked_limits(
+    max_params_size: int, max_name_length: int, max_value_length: int, max_concurrent: int
+) -> tuple[PairLimits, int]:
+    """Connection's limits, checked: ``(pair limits, max_concurrent_requests)``."""
+    return (
+        PairLimits(
+            max_size=_positive_int("max_params_size", max_params_size),
+            max_name_length=_positive_int("max_name_length", max_name_length),
+            max_value_length=_positive_int("max_value_length", max_value_length),
+        ),
+        _positive_int("max_concurrent_requests", max_concurrent, MAX_REQUEST_ID),
+    )
+
+
+_DEFAULT_LIMITS: Final = _checked_limits(
+    DEFAULT_MAX_PARAMS_SIZE,
+    DEFAULT_MAX_NAME_LENGTH,
+    DEFAULT_MAX_VALUE_LENGTH,
+    DEFAULT_MAX_CONCURRENT_REQUESTS,
+)
 
 
 @final
@@ -308,30 +351,34 @@ class Connection:
     ) -> None:
         # Identity tests, not a look-up keyed by side: an Enum member hashes in Python code.
         if side is SERVER:
+            self._server = True
             self._receivers = _SERVER_RECEIVERS
             self._senders = _SERVER_SENDERS
         elif side is CLIENT:
+            self._server = False
             self._receivers = _CLIENT_RECEIVERS
             self._senders = _CLIENT_SENDERS
         else:
             raise TypeError(f"side must be SERVER or CLIENT, not {side!r}")
         self._side = side
-        self._server = side is SERVER
-        key = (max_params_size, max_name_length, max_value_length, max_concurrent_requests)
-        checked = _CHECKED_LIMITS.get(key)
-        if checked is None:
-            checked = (
-                PairLimits(
-                    max_size=_positive_int("max_params_size", max_params_size),
-                    max_name_length=_positive_int("max_name_length", max_name_length),
-                    max_value_length=_positive_int("max_value_length", max_value_length),
-                ),
-                _positive_int("max_concurrent_requests", max_concurrent_requests, MAX_REQUEST_ID),
-            )
-            if len(_CHECKED_LIMITS) < 64:
-                # Checked once per distinct configuration, not per connection (nginx opens a
-                # connection per request unless fastcgi_keep_conn is on).
-                _CHECKED_LIMITS[key] = checked
+        if (
+            max_params_size is DEFAULT_MAX_PARAMS_SIZE
+            and max_name_length is DEFAULT_MAX_NAME_LENGTH
+            and max_value_length is DEFAULT_MAX_VALUE_LENGTH
+            and max_concurrent_requests is DEFAULT_MAX_CONCURRENT_REQUESTS
+        ):
+            # The defaults, not given: checked once, at import.
+            checked = _DEFAULT_LIMITS
+        else:
+            key = (max_params_size, max_name_length, max_value_length, max_concurrent_requests)
+            cached = _CHECKED_LIMITS.get(key)
+            if cached is None:
+                cached = _checked_limits(*key)
+                if len(_CHECKED_LIMITS) < 64:
+                    # Checked once per distinct configuration, not per connection (nginx
+                    # opens a connection per request unless fastcgi_keep_conn is on).
+                    _CHECKED_LIMITS[key] = cached
+            checked = cached
         self._pair_limits, self._max_concurrent = checked
         self._buffer = ReceiveBuffer()
         self._requests: dict[int, _Request] = {}
@@ -384,7 +431,15 @@ class Connection:
             if self._eof:
                 raise LocalProtocolError("receive_data() was given data after b'' (EOF)")
             if self._error is None:
-                self._buffer.feed(data)
+                buffer = self._buffer
+                if type(data) is bytes and buffer.start == buffer.end:
+                    # ReceiveBuffer.feed's usual case, inlined (it runs once per read): all
+                    # fed so far is consumed, and an immutable read is kept as it is.
+                    buffer.data = data
+                    buffer.start = 0
+                    buffer.end = len(data)
+                else:
+                    buffer.feed(data)
         else:
             self._eof = True
 
@@ -397,8 +452,6 @@ class Connection:
         :raises RemoteProtocolError: if the peer broke the protocol. The connection is dead
             then: this error is raised again by every later call.
         """
-        if self._error is not None:
-            raise self._error.with_traceback(None)
         buffer = self._buffer
         try:
             while True:
@@ -407,6 +460,10 @@ class Connection:
                 start = buffer.start
                 stop = buffer.end
                 if stop - start < buffer.need:
+                    # After an error, need is too big to meet (see below): the error is
+                    # checked here rather than on every call.
+                    if self._error is not None:
+                        raise self._error.with_traceback(None)
                     return NEED_DATA if not self._eof else self._at_eof()
                 data = buffer.data
                 # The version and type bytes as one number, so that one comparison below
@@ -444,16 +501,25 @@ class Connection:
                                 request.input = _STDIN_NEXT[request.input]
                             except KeyError:
                                 raise self._refused(request_id, request, _STDIN) from None
+                            # make_stdin, inlined (see _events.py).
+                            event = _BlankStdin()
+                            event.request_id = request_id
                             if type(data) is bytes:
-                                return make_stdin(request_id, data[offset : offset + length])
-                            return make_stdin(
-                                request_id, memoryview(data)[offset : offset + length].tobytes()
-                            )
+                                event.data = data[offset : offset + length]
+                            else:
+                                event.data = memoryview(data)[offset : offset + length].tobytes()
+                            event.__class__ = Stdin
+                            return event  # type: ignore[no-any-return]
                         try:
                             request.input = _STDIN_END_NEXT[request.input]
                         except KeyError:
                             raise self._refused(request_id, request, _STDIN_END) from None
-                        return make_stdin_end(request_id)
+                        event = _STDIN_ENDS.get(request_id)
+                        if event is None:
+                            event = make_stdin_end(request_id)
+                            if len(_STDIN_ENDS) < _MAX_CACHED:
+                                _STDIN_ENDS[request_id] = event
+                        return event
                     if version_type == _V1_PARAMS:
                         try:
                             request = self._requests[request_id]
@@ -466,16 +532,28 @@ class Connection:
                                 request.input = _PARAMS_NEXT[request.input]
                             except KeyError:
                                 raise self._refused(request_id, request, _PARAMS) from None
+                            size = request.params_size + length
+                            limits = self._pair_limits
+                            if size > limits.max_size:
+                                raise RemoteProtocolError(
+                                    f"PARAMS stream of request {request_id} goes past "
+                                    f"{limits.size_limit}"
+                                )
                             if type(data) is bytes:
-                                self._receive_pairs(
-                                    request_id, request, data[offset : offset + length]
-                                )
+                                content = data[offset : offset + length]
                             else:
-                                self._receive_pairs(
-                                    request_id,
-                                    request,
-                                    memoryview(data)[offset : offset + length].tobytes(),
-                                )
+                                content = memoryview(data)[offset : offset + length].tobytes()
+                            if (
+                                request.decoder is None
+                                and limits.fast
+                                and content.isascii()
+                                and decode_ascii(request.params, content) == length
+                            ):
+                                # Nginx's case: every pair whole, in one record, with one-byte
+                                # lengths, decoded by the quick loop.
+                                request.params_size = size
+                            else:
+                                self._receive_pairs(request_id, request, content)
                             continue
                         try:
                             request.input = _PARAMS_END_NEXT[request.input]
@@ -486,7 +564,12 @@ class Connection:
                             request.decoder.close()
                             request.decoder = None
                         request.params = _NO_PARAMS
-                        return make_params(request_id, params)
+                        # make_params, inlined (see _events.py).
+                        event = _BlankParams()
+                        event.request_id = request_id
+                        event.params = params
+                        event.__class__ = Params
+                        return event  # type: ignore[no-any-return]
                     if version_type == _V1_BEGIN_REQUEST:
                         requests = self._requests
                         if (
@@ -497,14 +580,28 @@ class Connection:
                         ):
                             raise self._bad_begin_request(request_id, length)
                         role_value, flags = _unpack_begin(data, offset)
-                        # Spec 5.5: a role the application does not know is still a request,
-                        # rejected with FCGI_UNKNOWN_ROLE; so an unknown value is delivered as
-                        # a plain int, not refused.
-                        role: Role | int = _ROLES.get(role_value, role_value)
-                        requests[request_id] = _Request(_BEGIN_STATE[role is _FILTER])
-                        # Spec 5.1: "flags & FCGI_KEEP_CONN"; the other bits are reserved and
-                        # ignored.
-                        return make_begin_request(request_id, role, flags & FCGI_KEEP_CONN == 1)
+                        key = (request_id, role_value, flags & FCGI_KEEP_CONN)
+                        begin = _BEGIN_REQUESTS.get(key)
+                        if begin is None:
+                            # Spec 5.5: a role the application does not know is still a
+                            # request, rejected with FCGI_UNKNOWN_ROLE; so an unknown value is
+                            # delivered as a plain int, not refused. Spec 5.1: "flags &
+                            # FCGI_KEEP_CONN"; the other bits are reserved and ignored.
+                            begin = make_begin_request(
+                                request_id, _ROLES.get(role_value, role_value), key[2] == 1
+                            )
+                            if len(_BEGIN_REQUESTS) < _MAX_CACHED:
+                                _BEGIN_REQUESTS[key] = begin
+                        # _new_request, inlined.
+                        request = _Request()
+                        request.input = _BEGIN_STATE[begin.role is _FILTER]
+                        request.stdout = _STDOUT_IDLE
+                        request.stderr = _STDERR_IDLE
+                        request.params = {}
+                        request.params_size = 0
+                        request.decoder = None
+                        requests[request_id] = request
+                        return begin
                 version = version_type >> 8
                 if version != FCGI_VERSION_1:
                     raise _bad_version(version)
@@ -519,6 +616,10 @@ class Connection:
                     return event
         except RemoteProtocolError as exc:
             self._error = exc
+            # Nothing more is parsed: every later call takes the NEED_DATA path, which
+            # raises the error again. No data is fed after an error, so need is not used
+            # for anything else.
+            buffer.need = _DEAD
             raise
 
     def _bad_begin_request(self, request_id: int, length: int) -> RemoteProtocolError:
@@ -543,32 +644,18 @@ class Connection:
         )
 
     def _receive_pairs(self, request_id: int, request: _Request, content: bytes) -> None:
-        """Decode a non-empty PARAMS record's content into the request's params."""
+        """Decode a non-empty PARAMS record's content into the request's params, the usual
+        way: for what the quick loop in next_event does not take or leaves."""
         limits = self._pair_limits
-        length = len(content)
         base = request.params_size
-        size = base + length
-        if size > limits.max_size:
-            raise RemoteProtocolError(
-                f"PARAMS stream of request {request_id} goes past {limits.size_limit}"
-            )
-        request.params_size = size
+        request.params_size = base + len(content)
         decoder = request.decoder
         if decoder is not None:
             decoder.feed(content)
             return
-        # Nginx's case, every pair whole in one record with one-byte lengths, is done by the
-        # quick loop; whatever it leaves (a four-byte length, a pair cut by the record's end)
-        # goes the usual way, every check included.
-        pos = decode_ascii(request.params, content) if limits.fast and content.isascii() else 0
-        if pos != length:
-            request.decoder = decode_into(
-                request.params,
-                content[pos:] if pos else content,
-                base + pos,
-                limits,
-                f"PARAMS stream of request {request_id}",
-            )
+        request.decoder = decode_into(
+            request.params, content, base, limits, f"PARAMS stream of request {request_id}"
+        )
 
     def _at_eof(self) -> ConnectionClosed:
         """What next_event returns when the peer closed and no complete record is left."""
@@ -939,7 +1026,7 @@ class Connection:
             # Spec 5.1: roleB1, roleB0.
             raise LocalProtocolError(f"BeginRequest.role must fit in two bytes, not {role!r}")
         role = _ROLES.get(role, role)
-        requests[request_id] = _Request(BEGIN_STATE[role is Role.FILTER])
+        requests[request_id] = _new_request(BEGIN_STATE[role is Role.FILTER])
         return HEADER.pack(
             FCGI_VERSION_1, RecordType.BEGIN_REQUEST, request_id, 8, 0
         ) + BEGIN_REQUEST_BODY.pack(role, FCGI_KEEP_CONN if event.keep_conn else 0)
