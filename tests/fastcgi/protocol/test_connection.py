@@ -1167,7 +1167,14 @@ def test_small_events_may_be_shared_but_their_number_is_bounded() -> None:
             p.BeginRequest(request_id, p.Role(role), bool(request_id & 1)),
             p.Params(request_id, {}),
         ]
+        assert isinstance(events[0], p.BeginRequest)
         assert type(events[0].role) is p.Role
         server.send(p.EndRequest(request_id))
+    # The same ids again, with other roles and flags.
+    for request_id in range(1, 20):
+        for role, flags in ((7, 0), (7, 1), (1, 1), (1, 0xFE)):
+            server.receive_data(begin(request_id, role=role, flags=flags))
+            assert drain(server) == [p.BeginRequest(request_id, role, flags == 1)]
+            server.send(p.EndRequest(request_id))
     assert 0 < len(_connection._BEGIN_REQUESTS) <= _connection._MAX_CACHED
     assert 0 < len(_connection._STDIN_ENDS) <= _connection._MAX_CACHED

@@ -58,7 +58,6 @@ from ._events import (
 from ._pairs import (
     PairDecoder,
     PairLimits,
-    decode_ascii,
     decode_into,
     decode_pairs,
     encode_pairs,
@@ -154,11 +153,15 @@ _STDOUT_TYPE: Final = int(RecordType.STDOUT)
 _END_STDOUT_AND_REQUEST: Final = struct.Struct(HEADER.format + _END_REQUEST_RECORD.format[1:])
 _REQUEST_COMPLETE: Final = ProtocolStatus.REQUEST_COMPLETE
 # Events are immutable: the ones with nothing but small numbers in them are made once and
-# handed out again, by (request_id, role, keep_conn) and by request_id. Bounded, because a
-# peer chooses the numbers.
-_BEGIN_REQUESTS: Final[dict[tuple[int, int, int], BeginRequest]] = {}
+# handed out again, the last one for each request id. Bounded, because a peer chooses the
+# numbers.
+_BEGIN_REQUESTS: Final[dict[int, BeginRequest]] = {}
 _STDIN_ENDS: Final[dict[int, StdinEnd]] = {}
 _MAX_CACHED: Final = 256
+#: keep_conn by BEGIN_REQUEST flags byte: a tuple look-up costs less than masking.
+_KEEP_CONN: Final = tuple(flags & FCGI_KEEP_CONN == FCGI_KEEP_CONN for flags in range(256))
+# next_event writes the header length as the constant it is.
+assert HEADER_LENGTH == 8
 #: ReceiveBuffer.need once the connection has failed: more than a buffer can hold.
 _DEAD: Final = 2**63
 _REQUEST_COMPLETE_VALUE: Final = int(ProtocolStatus.REQUEST_COMPLETE)
@@ -471,7 +474,7 @@ class Connection:
                 version_type, request_id, length, padding = _unpack_header_vt(data, start)
                 # Spec 3.3: receivers must "interpret the paddingLength and skip the
                 # paddingData", whatever its length (0 to 255).
-                offset = start + HEADER_LENGTH
+                offset = start + 8  # HEADER_LENGTH, as a constant
                 end = offset + length + padding
                 if end > stop:
                     if version_type >> 8 != FCGI_VERSION_1:
@@ -480,13 +483,20 @@ class Connection:
                         raise _bad_version(version_type >> 8)
                     buffer.need = end - start
                     return NEED_DATA if not self._eof else self._at_eof()
-                buffer.need = HEADER_LENGTH
+                buffer.need = 8  # HEADER_LENGTH
                 buffer.start = end
                 if self._server:
                     # A server's usual records are handled here rather than by a method
                     # each: they are most of what it receives, and a call costs more than
                     # the work of a small record.
-                    if version_type == _V1_STDIN:
+                    # Each test is written 'if not this: pass, else: handle it' rather than
+                    # 'if this: handle it'. A handler is long, so the jump past it needs an
+                    # EXTENDED_ARG, and CPython 3.11 specializes a comparison only when a jump
+                    # follows it directly: the other way round, each test costs several times
+                    # more.
+                    if version_type != _V1_STDIN:
+                        pass
+                    else:
                         try:
                             request = self._requests[request_id]
                         except KeyError:
@@ -520,7 +530,9 @@ class Connection:
                             if len(_STDIN_ENDS) < _MAX_CACHED:
                                 _STDIN_ENDS[request_id] = event
                         return event
-                    if version_type == _V1_PARAMS:
+                    if version_type != _V1_PARAMS:
+                        pass
+                    else:
                         try:
                             request = self._requests[request_id]
                         except KeyError:
@@ -543,17 +555,30 @@ class Connection:
                                 content = data[offset : offset + length]
                             else:
                                 content = memoryview(data)[offset : offset + length].tobytes()
+                            params = request.params
                             if (
-                                request.decoder is None
+                                not params
+                                and request.decoder is None
                                 and limits.fast
                                 and content.isascii()
-                                and decode_ascii(request.params, content) == length
                             ):
-                                # Nginx's case: every pair whole, in one record, with one-byte
-                                # lengths, decoded by the quick loop.
-                                request.params_size = size
-                            else:
-                                self._receive_pairs(request_id, request, content)
+                                # Nginx's case, the whole stream in one record with one-byte
+                                # lengths: the first loop of decode_ascii (see there), inlined.
+                                pos = 0
+                                last = length - 1
+                                shifted = content[1:]
+                                while pos < last:
+                                    start = pos + 2
+                                    middle = start + content[pos]
+                                    params[content[start:middle]] = content[
+                                        middle : (pos := middle + shifted[pos])
+                                    ]
+                                if pos == length:
+                                    request.params_size = size
+                                    continue
+                                # Cut short: start again, the usual way.
+                                params.clear()
+                            self._receive_pairs(request_id, request, content)
                             continue
                         try:
                             request.input = _PARAMS_END_NEXT[request.input]
@@ -570,7 +595,9 @@ class Connection:
                         event.params = params
                         event.__class__ = Params
                         return event  # type: ignore[no-any-return]
-                    if version_type == _V1_BEGIN_REQUEST:
+                    if version_type != _V1_BEGIN_REQUEST:
+                        pass
+                    else:
                         requests = self._requests
                         if (
                             request_id in requests
@@ -580,18 +607,23 @@ class Connection:
                         ):
                             raise self._bad_begin_request(request_id, length)
                         role_value, flags = _unpack_begin(data, offset)
-                        key = (request_id, role_value, flags & FCGI_KEEP_CONN)
-                        begin = _BEGIN_REQUESTS.get(key)
-                        if begin is None:
+                        # Spec 5.1: "flags & FCGI_KEEP_CONN"; the other bits are reserved and
+                        # ignored.
+                        keep_conn = _KEEP_CONN[flags]
+                        begin = _BEGIN_REQUESTS.get(request_id)
+                        if (
+                            begin is None
+                            or begin.role != role_value
+                            or begin.keep_conn is not keep_conn
+                        ):
                             # Spec 5.5: a role the application does not know is still a
                             # request, rejected with FCGI_UNKNOWN_ROLE; so an unknown value is
-                            # delivered as a plain int, not refused. Spec 5.1: "flags &
-                            # FCGI_KEEP_CONN"; the other bits are reserved and ignored.
+                            # delivered as a plain int, not refused.
                             begin = make_begin_request(
-                                request_id, _ROLES.get(role_value, role_value), key[2] == 1
+                                request_id, _ROLES.get(role_value, role_value), keep_conn
                             )
                             if len(_BEGIN_REQUESTS) < _MAX_CACHED:
-                                _BEGIN_REQUESTS[key] = begin
+                                _BEGIN_REQUESTS[request_id] = begin
                         # _new_request, inlined.
                         request = _Request()
                         request.input = _BEGIN_STATE[begin.role is _FILTER]
@@ -870,10 +902,13 @@ class Connection:
     def _active(self, request_id: int, event: Event) -> _Request:
         request = self._requests.get(request_id)
         if request is None:
-            raise LocalProtocolError(
-                f"cannot send {type(event).__name__} for request {request_id}, which is not active"
-            )
+            raise self._inactive(request_id, event)
         return request
+
+    def _inactive(self, request_id: int, event: Event) -> LocalProtocolError:
+        return LocalProtocolError(
+            f"cannot send {type(event).__name__} for request {request_id}, which is not active"
+        )
 
     def _commit(self, request_id: int, request: _Request, kind: Kind, event: Event) -> None:
         if not request.advance(kind):
@@ -932,7 +967,9 @@ class Connection:
 
     def _send_end_request(self, event: EndRequest) -> bytes:
         request_id = event.request_id
-        request = self._active(request_id, event)
+        request = self._requests.get(request_id)
+        if request is None:
+            raise self._inactive(request_id, event)
         app_status = event.app_status
         if (type(app_status) is not int or not 0 <= app_status <= _MAX_APP_STATUS) and not _int_in(
             app_status, 0, _MAX_APP_STATUS
