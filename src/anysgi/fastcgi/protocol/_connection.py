@@ -75,6 +75,7 @@ from ._state import (
     CLIENT,
     CLOSE_NONE,
     CLOSE_STDOUT,
+    CLOSING,
     NEXT,
     SENT_BY,
     SERVER,
@@ -83,7 +84,6 @@ from ._state import (
     RequestState,
     Side,
     State,
-    closing_kinds,
 )
 
 __all__ = (
@@ -135,6 +135,10 @@ class NeedData(enum.Enum):
 NEED_DATA: Final = NeedData.NEED_DATA
 
 _CONNECTION_CLOSED: Final = ConnectionClosed()
+_new_buffer: Final = object.__new__
+#: _pending_unknown until a management record of an unknown type is counted: shared, never
+#: written to (nearly every connection has none, and a dict per connection costs).
+_NO_PENDING: Final[dict[int, int]] = {}
 #: The header (spec 3.3) with version and type read as one number, ``version << 8 | type``.
 _unpack_header_vt: Final = struct.Struct("!HHHBx").unpack_from
 _unpack_begin: Final = BEGIN_REQUEST_BODY.unpack_from
@@ -383,7 +387,11 @@ class Connection:
                     _CHECKED_LIMITS[key] = cached
             checked = cached
         self._pair_limits, self._max_concurrent = checked
-        self._buffer = ReceiveBuffer()
+        # ReceiveBuffer's __init__, inlined: one call less per connection.
+        self._buffer = buffer = _new_buffer(ReceiveBuffer)
+        buffer.data = b""
+        buffer.start = buffer.end = 0
+        buffer.need = 8  # HEADER_LENGTH
         self._requests: dict[int, _Request] = {}
         self._eof = False
         self._error: RemoteProtocolError | None = None
@@ -391,7 +399,7 @@ class Connection:
         # UNKNOWN_TYPE is an answer, and an answer to nothing is an error. Counted per record
         # type, so at most 256 counters whatever the peer sends.
         self._pending_get_values = 0
-        self._pending_unknown: dict[int, int] = {}
+        self._pending_unknown: dict[int, int] = _NO_PENDING
 
     def __repr__(self) -> str:
         return (
@@ -544,7 +552,8 @@ class Connection:
                                 request.input = _PARAMS_NEXT[request.input]
                             except KeyError:
                                 raise self._refused(request_id, request, _PARAMS) from None
-                            size = request.params_size + length
+                            base = request.params_size
+                            size = base + length
                             limits = self._pair_limits
                             if size > limits.max_size:
                                 raise RemoteProtocolError(
@@ -555,15 +564,11 @@ class Connection:
                                 content = data[offset : offset + length]
                             else:
                                 content = memoryview(data)[offset : offset + length].tobytes()
-                            params = request.params
-                            if (
-                                not params
-                                and request.decoder is None
-                                and limits.fast
-                                and content.isascii()
-                            ):
+                            if not base and limits.fast and content.isascii():
                                 # Nginx's case, the whole stream in one record with one-byte
                                 # lengths: the first loop of decode_ascii (see there), inlined.
+                                # (Nothing received before: no pairs yet, no pair pending.)
+                                params = request.params
                                 pos = 0
                                 last = length - 1
                                 shifted = content[1:]
@@ -824,6 +829,8 @@ class Connection:
                 # it does not understand, the application responds with
                 # {FCGI_UNKNOWN_TYPE, 0, {T}}." Its content, if any, means nothing to us.
                 pending = self._pending_unknown
+                if pending is _NO_PENDING:
+                    pending = self._pending_unknown = {}
                 pending[record_type] = pending.get(record_type, 0) + 1
                 return UnknownManagementRecord(record_type)
             raise self._misdirected(record_type, 0)
@@ -991,7 +998,7 @@ class Connection:
                 )
             complete = known is _REQUEST_COMPLETE
             status = known.value
-        closing = closing_kinds(request, complete)
+        closing = CLOSING[request.input, request.stdout, request.stderr, complete]
         # Spec 3.3: the id "becomes inactive when the application sends a record
         # {FCGI_END_REQUEST, R, ...}". Every active state accepts END_REQUEST, and the
         # streams closing_kinds ends are ones the request may end now (see _state.py): the
@@ -1130,6 +1137,8 @@ class Connection:
                 f"{RecordType(record_type).name}, a type spec 8 defines"
             )
         pending = self._pending_unknown
+        if pending is _NO_PENDING:
+            pending = self._pending_unknown = {}
         pending[record_type] = pending.get(record_type, 0) + 1
         return _empty_management(record_type)
 

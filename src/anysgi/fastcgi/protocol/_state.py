@@ -66,6 +66,7 @@ __all__ = (
     "CLOSE_NONE",
     "CLOSE_STDERR",
     "CLOSE_STDOUT",
+    "CLOSING",
     "INPUT_KINDS",
     "NEXT",
     "OUTPUT_ALLOWED",
@@ -460,6 +461,23 @@ CLOSE_BOTH: Final[tuple[Kind, ...]] = (_K.STDOUT_END, _K.STDERR_END)
 _STDOUT_IDLE: Final = State.STDOUT_IDLE
 _STDOUT_OPEN: Final = State.STDOUT_OPEN
 _STDERR_OPEN: Final = State.STDERR_OPEN
+
+
+def _closing_table() -> dict[tuple[State, State, State, bool], tuple[Kind, ...]]:
+    machine = RequestMachine()
+    table = {}
+    for input in State:
+        for stdout in (_STDOUT_IDLE, _STDOUT_OPEN, State.STDOUT_ENDED):
+            for stderr in (State.STDERR_IDLE, _STDERR_OPEN, State.STDERR_ENDED):
+                for complete in (False, True):
+                    machine.input, machine.stdout, machine.stderr = input, stdout, stderr
+                    table[input, stdout, stderr, complete] = closing_kinds(machine, complete)
+    return table
+
+
+#: :func:`closing_kinds` for every combination of ``(input, stdout, stderr, complete)``,
+#: worked out at import, for a sender that runs once per request.
+CLOSING: Final = _closing_table()
 
 
 def begin_kind(role: Role | int) -> Kind:
