@@ -1178,3 +1178,30 @@ def test_small_events_may_be_shared_but_their_number_is_bounded() -> None:
             server.send(p.EndRequest(request_id))
     assert 0 < len(_connection._BEGIN_REQUESTS) <= _connection._MAX_CACHED
     assert 0 < len(_connection._STDIN_ENDS) <= _connection._MAX_CACHED
+
+
+@pytest.mark.parametrize(
+    ("after", "expected"),
+    [
+        # The usual case, which the server takes without another turn of its loop.
+        (record(4, 1), [p.Params(1, {b"A": b"b"})]),
+        (record(4, 1, padding=9), [p.Params(1, {b"A": b"b"})]),
+        # Everything else goes the usual way.
+        (record(4, 1, pair(b"C", b"d")) + record(4, 1), [p.Params(1, {b"A": b"b", b"C": b"d"})]),
+        (record(4, 3), []),
+        (begin(3) + record(4, 3), [p.BeginRequest(3), p.Params(3, {})]),
+        (record(5, 1), "STDIN record for request 1 before its PARAMS stream ended"),
+        (header(4, 1, 0, version=2), "version byte 2"),
+    ],
+)
+def test_what_follows_a_params_record_whatever_the_reads(
+    after: bytes, expected: list[p.Event] | str
+) -> None:
+    wire = record(4, 1, pair(b"A", b"b")) + after
+    for cut in range(1, len(wire)):
+        server = server_at(begin(1))
+        if isinstance(expected, str):
+            with pytest.raises(p.RemoteProtocolError, match=expected):
+                feed(server, wire[:cut], wire[cut:])
+        else:
+            assert feed(server, wire[:cut], wire[cut:]) == expected, cut

@@ -578,13 +578,32 @@ class Connection:
                                     params[content[start:middle]] = content[
                                         middle : (pos := middle + shifted[pos])
                                     ]
-                                if pos == length:
-                                    request.params_size = size
+                                if pos != length:
+                                    # Cut short: start again, the usual way.
+                                    params.clear()
+                                    self._receive_pairs(request_id, request, content)
                                     continue
-                                # Cut short: start again, the usual way.
-                                params.clear()
-                            self._receive_pairs(request_id, request, content)
-                            continue
+                                request.params_size = size
+                                # The empty PARAMS record nearly always follows in the same
+                                # read: when it is there whole, it is taken here rather than
+                                # by another turn of the loop. The test is the loop's own:
+                                # version 1, type PARAMS, this request, no content.
+                                if stop - end < 8:
+                                    continue
+                                version_type, next_id, length, padding = _unpack_header_vt(
+                                    data, end
+                                )
+                                if (
+                                    version_type != _V1_PARAMS
+                                    or next_id != request_id
+                                    or length
+                                    or end + 8 + padding > stop
+                                ):
+                                    continue
+                                buffer.start = end + 8 + padding
+                            else:
+                                self._receive_pairs(request_id, request, content)
+                                continue
                         try:
                             request.input = _PARAMS_END_NEXT[request.input]
                         except KeyError:
