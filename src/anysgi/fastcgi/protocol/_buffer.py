@@ -102,7 +102,9 @@ class ReceiveBuffer:
             # grow, or the storage is full.
             self._make_room(size)
             end = self.end
-        self.data[end : end + size] = data  # type: ignore[index]
+        # Through a view: bytearray's own slice assignment first copies any other kind of
+        # object into a temporary bytearray, which would copy every read twice.
+        memoryview(self.data)[end : end + size] = data
         self.end = end + size
 
     def _make_room(self, size: int) -> None:
