@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
+from . import _cli_serve
 from ._version import __version__
 
 
@@ -14,7 +15,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run any Python web app behind any server: ASGI, WSGI and FastCGI.",
     )
     parser.add_argument("--version", action="version", version=f"anysgi {__version__}")
-    parser.add_subparsers(dest="command", metavar="COMMAND")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    _cli_serve.add_parser(subparsers)
     return parser
 
 
@@ -25,4 +27,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
+    if args.command == "serve":
+        return _cli_serve.run(args)
     raise AssertionError(f"unhandled command {args.command!r}")  # pragma: no cover
