@@ -280,7 +280,10 @@ class ConnectionHandler:
     def drain(self) -> None:
         """Graceful stop: finish the requests in flight, then close; close now if idle."""
         self.draining = True
-        if not self._busy():
+        if self.broken and self._task_group is not None:
+            # Nobody can read these requests' responses any more: nothing to wait for.
+            self._task_group.cancel_scope.cancel()
+        elif not self._busy():
             self._close_now()
 
     def _busy(self) -> bool:
