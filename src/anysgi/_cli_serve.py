@@ -227,7 +227,8 @@ def _setup_logging(args: argparse.Namespace) -> None:
 
 
 def _error(message: str) -> None:
-    pass
+    sys.stderr.write(f"anysgi serve: error: {message}\n")
+    sys.stderr.flush()
 
 
 def run_serve(args: argparse.Namespace) -> int:

@@ -111,11 +111,10 @@ class Client:
     async def read_until_closed(self) -> bytes:
         """Everything the server still sends, raw, until it closes the connection."""
         chunks = []
-        while True:
-            try:
+        with contextlib.suppress(anyio.EndOfStream, anyio.BrokenResourceError):
+            while True:
                 chunks.append(await self.stream.receive())
-            except (anyio.EndOfStream, anyio.BrokenResourceError):
-                return b"".join(chunks)
+        return b"".join(chunks)
 
     async def start(
         self,

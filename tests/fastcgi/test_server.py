@@ -134,7 +134,7 @@ async def test_app_returning_without_response_gives_500() -> None:
 async def test_stderr_and_logging_never_reach_stdout() -> None:
     async def noisy(scope: dict[str, Any], receive: Any, send: Any) -> None:
         logging.getLogger("app").error("an app log line")
-        print("an app print")  # noqa: T201
+        print("an app print")
         await hello_app(scope, receive, send)
 
     async with in_memory(noisy) as (client, stream, _):
@@ -288,7 +288,7 @@ async def test_bad_input_closes_that_connection_only(
         with caplog.at_level(logging.WARNING, "anysgi.fastcgi"):
             await bad.send_raw(BAD_INPUTS[name])
             if name.startswith("truncated"):
-                await bad.stream.send_eof()  # type: ignore[attr-defined]
+                await bad.stream.send_eof()
             with anyio.fail_after(5):
                 leftover = await bad.read_until_closed()
         assert leftover == b""
@@ -550,14 +550,15 @@ async def test_graceful_stop_finishes_requests_in_flight() -> None:
         stop.set()
         with anyio.fail_after(5):
             assert await idle.read_until_closed() == b"", "idle connections close at once"
-        with pytest.raises(OSError):
+        with pytest.raises(OSError, match="connection attempts failed"):
             await Client.connect(addresses[0])  # no longer listening
         finish.set()
         with anyio.fail_after(5):
             response = await busy.response()
         await busy.aclose()
         await idle.aclose()
-    assert response.status == 200 and response.body == b"hello"
+    assert response.status == 200
+    assert response.body == b"hello"
 
 
 async def test_shutdown_timeout_cancels_what_is_left() -> None:

@@ -21,7 +21,6 @@ bind before it forks and a bad bind fails before anything else starts.
 
 from __future__ import annotations
 
-import errno
 import os
 import socket
 import stat
@@ -114,8 +113,9 @@ class OpenSocket:
 
 
 def _error(bind: Bind, exc: OSError) -> BindError:
-    reason = exc.strerror or str(exc)
-    return BindError(exc.errno or 0, f"cannot listen on {bind.text}: {reason}")
+    error = BindError(f"cannot listen on {bind.text}: {exc.strerror or exc}")
+    error.errno = exc.errno
+    return error
 
 
 def fd_is_listening_socket(fd: int = FCGI_LISTENSOCK_FILENO) -> bool:
@@ -133,7 +133,9 @@ def fd_is_listening_socket(fd: int = FCGI_LISTENSOCK_FILENO) -> bool:
         return False
     with probe:
         try:
-            return bool(probe.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN))
+            return probe.type == socket.SOCK_STREAM and bool(
+                probe.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN)
+            )
         except OSError:
             return False
 
@@ -145,19 +147,14 @@ def _remove_stale_unix_socket(bind: Bind) -> None:
     except FileNotFoundError:
         return
     if not stat.S_ISSOCK(mode):
-        raise BindError(
-            errno.EEXIST, f"cannot listen on {bind.text}: {path} exists and is not a socket"
-        )
+        raise BindError(f"cannot listen on {bind.text}: {path} exists and is not a socket")
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
         try:
             probe.connect(path)
         except (ConnectionRefusedError, FileNotFoundError):
             pass  # nobody listens: a stale file left by a server that died
         else:
-            raise BindError(
-                errno.EADDRINUSE,
-                f"cannot listen on {bind.text}: another process is listening on {path}",
-            )
+            raise BindError(f"cannot listen on {bind.text}: another process is listening on {path}")
     os.unlink(path)
 
 
@@ -169,17 +166,9 @@ def open_socket(
     :raises BindError: with a one-line message naming the bind, if it cannot be opened.
     """
     if bind.kind == "fd":
-        try:
-            sock = socket.socket(fileno=bind.fd)
-        except OSError as exc:
-            raise _error(bind, exc) from None
-        try:
-            listening = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN)
-        except OSError:
-            listening = 0
-        if sock.type != socket.SOCK_STREAM or not listening:
-            sock.detach()
+        if not fd_is_listening_socket(bind.fd):
             raise BindError(f"cannot listen on {bind.text}: fd {bind.fd} is not a listening socket")
+        sock = socket.socket(fileno=bind.fd)
         sock.setblocking(False)
         return OpenSocket(sock, bind)
     if bind.kind == "unix":

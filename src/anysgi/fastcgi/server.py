@@ -406,6 +406,7 @@ async def serve_until_signalled(
 ) -> None:
     """Serve until SIGTERM or SIGINT: the first stops gracefully, a second at once."""
     stop = anyio.Event()
+    error: Exception | None = None
     async with anyio.create_task_group() as task_group:
 
         async def watch_signals() -> None:
@@ -421,8 +422,14 @@ async def serve_until_signalled(
                         return
 
         task_group.start_soon(watch_signals)
-        await _serve(app, config, stop.wait, _Ready(ready))
+        try:
+            await _serve(app, config, stop.wait, _Ready(ready))
+        except Exception as exc:  # noqa: BLE001 (re-raised below, outside the task group)
+            # Raised as itself (LifespanError, BindError), not wrapped in an exception group.
+            error = exc
         task_group.cancel_scope.cancel()
+    if error is not None:
+        raise error
 
 
 def run_config(
