@@ -23,7 +23,7 @@ async def asgi_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
             if message["type"] == "lifespan.shutdown":
                 return
     path = scope["path"]
-    if path == "/upload":
+    if path.endswith("/upload"):
         total = 0
         more = True
         while more:
@@ -40,7 +40,7 @@ async def asgi_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         )
         await send({"type": "http.response.body", "body": body})
         return
-    if path == "/download":
+    if path.endswith("/download"):
         await send(
             {
                 "type": "http.response.start",
