@@ -67,9 +67,16 @@ def main(argv: list[str]) -> None:
     if name.startswith("anysgi"):
         from anysgi import fastcgi
 
-        _, interface, backend = name.split("-")
+        _, interface, loop = name.split("-")
         app = asgi_app if interface == "asgi" else wsgi_app
-        fastcgi.run(app, bind=addr, backend=backend, interface=interface)  # type: ignore[arg-type]
+        options = {"use_uvloop": True} if loop == "uvloop" else None
+        fastcgi.run(
+            app,
+            bind=addr,
+            backend="trio" if loop == "trio" else "asyncio",
+            backend_options=options,
+            interface="asgi" if interface == "asgi" else "wsgi",
+        )
     elif name == "fcgisgi-asgi":
         import asyncio
 

@@ -324,7 +324,7 @@ async def serve(
             addresses = await tg.start(fastcgi.serve, app, bind="127.0.0.1:0")
 
     :param app: an ASGI 3 application, or a WSGI application (served through
-        :class:`anysgi.WSGI2ASGI`).
+        ``anysgi.WSGI2ASGI``).
     :param bind: where to listen: ``"host:port"``, ``"[::1]:port"``, ``"unix:/path"``,
         ``"fd://N"``, or a sequence of them. ``None``: fd 0 if it is a listening socket (the
         web server spawned us, as mod_fcgid does), else ``127.0.0.1:9000``.
@@ -366,8 +366,9 @@ async def serve(
         gracefully. ``None``: run until cancelled.
     :param task_status: ``task_status.started()`` gets the list of bound addresses as bind
         strings (``"127.0.0.1:40123"``, ``"unix:/run/app.sock"``), after lifespan startup.
-    :raises BindError: if a bind cannot be opened (an :class:`OSError`).
-    :raises LifespanError: if lifespan startup fails.
+    :raises OSError: if a bind cannot be opened (the message names the bind).
+    :raises Exception: ``LifespanError`` if lifespan startup fails, with the application's
+        message.
     """
     config = _config(
         bind,
