@@ -317,3 +317,27 @@ def test_emfile_backs_off_instead_of_spinning(apps: Path, tmp_path: Path, port: 
             proc.wait()
         stderr = _stderr(proc)
     assert "accept() failed: Too many open files; retrying" in stderr
+
+
+def test_every_option_is_a_cli_flag_and_documented() -> None:
+    import argparse
+    import dataclasses
+    import inspect
+
+    from anysgi import _cli_serve
+    from anysgi.fastcgi import run, serve
+    from anysgi.fastcgi._config import ServerConfig
+
+    parser = argparse.ArgumentParser()
+    _cli_serve.add_parser(parser.add_subparsers())
+    serve_parser = parser._subparsers._group_actions[0].choices["serve"]  # type: ignore[union-attr,index]
+    flags = {flag for action in serve_parser._actions for flag in action.option_strings}
+    reference = (Path(__file__).parents[1] / "docs" / "reference" / "cli.rst").read_text()
+    for flag in flags - {"-h", "--help", "-b", "-w"}:
+        assert f"``{flag}" in reference, f"{flag} is not in docs/reference/cli.rst"
+    for field in dataclasses.fields(ServerConfig):
+        if field.name in ("binds", "web_server_addrs", "root_path", "access_log", "lifespan"):
+            continue
+        assert "--" + field.name.replace("_", "-") in flags, field.name
+        assert field.name in inspect.signature(serve).parameters, field.name
+        assert field.name in inspect.signature(run).parameters, field.name
