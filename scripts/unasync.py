@@ -37,6 +37,7 @@ SUBSTITUTIONS: list[tuple[str, str]] = [
     (r"\baread\b", "read"),
     (r"\baiter_", "iter_"),
     (r"\banyio \(asyncio or trio\)", "blocking sockets and threads"),
+    (r"\bAsyncGenerator\[(\w+), None\]", r"Generator[\1, None, None]"),
     (r"Async(?=[A-Z])", ""),
     (r"\basync\b", "sync"),
 ]

@@ -8,7 +8,7 @@ This is the hand-written driver; ``_client_sync.py`` is generated from it by
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from types import TracebackType
 
@@ -41,6 +41,7 @@ from ._client_common import (
 from ._client_io import (
     AsyncBody,
     AsyncCondition,
+    AsyncLock,
     AsyncNetworkStream,
     AsyncShieldCancellation,
     aiter_body,
@@ -64,13 +65,24 @@ class _AsyncConnection:
     then requests share it, and whichever of them needs data reads for all of them.
     """
 
-    __slots__ = ("active", "condition", "idle_since", "reading", "reused", "state", "stream")
+    __slots__ = (
+        "active",
+        "condition",
+        "idle_since",
+        "reading",
+        "reused",
+        "state",
+        "stream",
+        "write_lock",
+    )
 
     def __init__(self, stream: AsyncNetworkStream, capacity: int) -> None:
         self.stream = stream
         self.state = ConnectionState(capacity)
         #: Guards ``state`` and ``reading`` when the connection is shared.
         self.condition = AsyncCondition()
+        #: Keeps the records of requests that share the connection from interleaving.
+        self.write_lock = AsyncLock()
         #: Whether a request is reading for everyone (multiplexed connections only).
         self.reading = False
         #: Requests using the connection now (kept by the pool).
@@ -107,7 +119,8 @@ class _AsyncConnection:
         if not data:
             return
         try:
-            await self.stream.write(data, timeout)
+            async with self.write_lock:
+                await self.stream.write(data, timeout)
         except ClientError as exc:
             # Part of a record may have gone out: nothing more can be said on this connection.
             with AsyncShieldCancellation():
@@ -118,12 +131,16 @@ class _AsyncConnection:
 
     async def send_body(self, exchange: Exchange, body: AsyncBody, timeout: float | None) -> None:
         """Stream *body* as STDIN records, one write per chunk, then end it."""
-        async for chunk in aiter_body(body):
-            async with self.condition:
-                data = self.state.body(exchange, chunk)
-            if not data:
-                break  # the server has already ended the request
-            await self.write(data, timeout)
+        chunks = aiter_body(body)
+        try:
+            async for chunk in chunks:
+                async with self.condition:
+                    data = self.state.body(exchange, chunk)
+                if not data:
+                    break  # the server has already ended the request
+                await self.write(data, timeout)
+        finally:
+            await chunks.aclose()
         async with self.condition:
             data = self.state.end_of_body(exchange)
         await self.write(data, timeout)
@@ -307,14 +324,18 @@ class AsyncFastCGIClient:
                     await connection.send_body(exchange, body, timeouts.write)
                 await connection.read_head(exchange, timeouts.read)
             except BaseException as exc:
+                reused = connection.reused
                 await self._release(connection, exchange, timeouts.write)
                 if isinstance(exc, RequestRejectedError):
                     self._rejected(exc)
                 elif (
                     not retried
                     and whole is not None
-                    and connection.reused
-                    and isinstance(exc, (NetworkError, ResponseError))
+                    and reused
+                    and (
+                        isinstance(exc, NetworkError)
+                        or (isinstance(exc, ResponseError) and connection.state.closed)
+                    )
                     and (exchange is None or not exchange.started)
                 ):
                     # The server closed the idle connection as we reused it (php-fpm does
@@ -439,6 +460,8 @@ class AsyncFastCGIClient:
             async with self._pool:
                 self._connecting -= 1
                 self._connections.append(connection)
+                if connection.state.capacity > 1:
+                    self._pool.notify_all()  # it has room for the requests that wait
         return connection
 
     def _pick(self, stale: list[_AsyncConnection]) -> _AsyncConnection | None:
@@ -602,7 +625,7 @@ class AsyncFastCGIResponse:
             raise RuntimeError("the body has not been read: call aread() first")
         return self._content
 
-    async def aiter_bytes(self) -> AsyncIterator[bytes]:
+    async def aiter_bytes(self) -> AsyncGenerator[bytes, None]:
         """The body's chunks as they arrive; the connection is released after the last."""
         if self._closed:
             raise RuntimeError("the response is closed")

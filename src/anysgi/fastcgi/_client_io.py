@@ -13,7 +13,7 @@ import contextlib
 import select
 import socket
 import threading
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncGenerator, AsyncIterable, Generator, Iterable
 from types import TracebackType
 from typing import TypeAlias
 
@@ -34,10 +34,12 @@ from ._client_common import (
 __all__ = (
     "AsyncBody",
     "AsyncCondition",
+    "AsyncLock",
     "AsyncNetworkStream",
     "AsyncShieldCancellation",
     "Body",
     "Condition",
+    "Lock",
     "NetworkStream",
     "ShieldCancellation",
     "aiter_body",
@@ -156,6 +158,26 @@ class AsyncCondition:
         self._condition.notify_all()
 
 
+class AsyncLock:
+    """An anyio lock that does not yield when it is free."""
+
+    __slots__ = ("_lock",)
+
+    def __init__(self) -> None:
+        self._lock = anyio.Lock(fast_acquire=True)
+
+    async def __aenter__(self) -> None:
+        await self._lock.acquire()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self._lock.release()
+
+
 class AsyncShieldCancellation:
     """Clean-up that must finish even when the task is being cancelled."""
 
@@ -176,19 +198,31 @@ class AsyncShieldCancellation:
         self._scope.__exit__(exc_type, exc_value, traceback)
 
 
-async def aiter_body(body: AsyncBody) -> AsyncIterator[bytes]:
-    """The non-empty chunks of a request body."""
+async def aiter_body(body: AsyncBody) -> AsyncGenerator[bytes, None]:
+    """The non-empty chunks of a request body; closing it closes the body's iterator."""
     if isinstance(body, (bytes, bytearray, memoryview)):
         if body:
             yield bytes(body)
     elif isinstance(body, AsyncIterable):
-        async for chunk in body:
-            if chunk:
-                yield bytes(chunk)
+        iterator = aiter(body)
+        try:
+            async for chunk in iterator:
+                if chunk:
+                    yield bytes(chunk)
+        finally:
+            aclose = getattr(iterator, "aclose", None)
+            if aclose is not None:
+                await aclose()
     else:
-        for chunk in body:
-            if chunk:
-                yield bytes(chunk)
+        yield_from = iter(body)
+        try:
+            for chunk in yield_from:
+                if chunk:
+                    yield bytes(chunk)
+        finally:
+            close = getattr(yield_from, "close", None)
+            if close is not None:
+                close()
 
 
 # --- sync: blocking sockets and threading -------------------------------------------------------
@@ -283,16 +317,25 @@ class Condition:
         self._condition.notify_all()
 
 
+#: The sync twin of :class:`AsyncLock`.
+Lock = threading.Lock
+
 #: Threads are not cancelled: nothing to shield from.
 ShieldCancellation = contextlib.nullcontext
 
 
-def iter_body(body: Body) -> Iterator[bytes]:
-    """The non-empty chunks of a request body."""
+def iter_body(body: Body) -> Generator[bytes, None, None]:
+    """The non-empty chunks of a request body; closing it closes the body's iterator."""
     if isinstance(body, (bytes, bytearray, memoryview)):
         if body:
             yield bytes(body)
     else:
-        for chunk in body:
-            if chunk:
-                yield bytes(chunk)
+        iterator = iter(body)
+        try:
+            for chunk in iterator:
+                if chunk:
+                    yield bytes(chunk)
+        finally:
+            close = getattr(iterator, "close", None)
+            if close is not None:
+                close()

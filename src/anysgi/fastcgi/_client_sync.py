@@ -10,7 +10,7 @@ This is the hand-written driver; ``_client_sync.py`` is generated from it by
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Iterable
+from collections.abc import Generator, Iterator, Iterable
 from contextlib import contextmanager
 from types import TracebackType
 
@@ -43,6 +43,7 @@ from ._client_common import (
 from ._client_io import (
     Body,
     Condition,
+    Lock,
     NetworkStream,
     ShieldCancellation,
     iter_body,
@@ -66,13 +67,24 @@ class _Connection:
     then requests share it, and whichever of them needs data reads for all of them.
     """
 
-    __slots__ = ("active", "condition", "idle_since", "reading", "reused", "state", "stream")
+    __slots__ = (
+        "active",
+        "condition",
+        "idle_since",
+        "reading",
+        "reused",
+        "state",
+        "stream",
+        "write_lock",
+    )
 
     def __init__(self, stream: NetworkStream, capacity: int) -> None:
         self.stream = stream
         self.state = ConnectionState(capacity)
         #: Guards ``state`` and ``reading`` when the connection is shared.
         self.condition = Condition()
+        #: Keeps the records of requests that share the connection from interleaving.
+        self.write_lock = Lock()
         #: Whether a request is reading for everyone (multiplexed connections only).
         self.reading = False
         #: Requests using the connection now (kept by the pool).
@@ -109,7 +121,8 @@ class _Connection:
         if not data:
             return
         try:
-            self.stream.write(data, timeout)
+            with self.write_lock:
+                self.stream.write(data, timeout)
         except ClientError as exc:
             # Part of a record may have gone out: nothing more can be said on this connection.
             with ShieldCancellation():
@@ -120,12 +133,16 @@ class _Connection:
 
     def send_body(self, exchange: Exchange, body: Body, timeout: float | None) -> None:
         """Stream *body* as STDIN records, one write per chunk, then end it."""
-        for chunk in iter_body(body):
-            with self.condition:
-                data = self.state.body(exchange, chunk)
-            if not data:
-                break  # the server has already ended the request
-            self.write(data, timeout)
+        chunks = iter_body(body)
+        try:
+            for chunk in chunks:
+                with self.condition:
+                    data = self.state.body(exchange, chunk)
+                if not data:
+                    break  # the server has already ended the request
+                self.write(data, timeout)
+        finally:
+            chunks.close()
         with self.condition:
             data = self.state.end_of_body(exchange)
         self.write(data, timeout)
@@ -309,14 +326,18 @@ class FastCGIClient:
                     connection.send_body(exchange, body, timeouts.write)
                 connection.read_head(exchange, timeouts.read)
             except BaseException as exc:
+                reused = connection.reused
                 self._release(connection, exchange, timeouts.write)
                 if isinstance(exc, RequestRejectedError):
                     self._rejected(exc)
                 elif (
                     not retried
                     and whole is not None
-                    and connection.reused
-                    and isinstance(exc, (NetworkError, ResponseError))
+                    and reused
+                    and (
+                        isinstance(exc, NetworkError)
+                        or (isinstance(exc, ResponseError) and connection.state.closed)
+                    )
                     and (exchange is None or not exchange.started)
                 ):
                     # The server closed the idle connection as we reused it (php-fpm does
@@ -441,6 +462,8 @@ class FastCGIClient:
             with self._pool:
                 self._connecting -= 1
                 self._connections.append(connection)
+                if connection.state.capacity > 1:
+                    self._pool.notify_all()  # it has room for the requests that wait
         return connection
 
     def _pick(self, stale: list[_Connection]) -> _Connection | None:
@@ -604,7 +627,7 @@ class FastCGIResponse:
             raise RuntimeError("the body has not been read: call read() first")
         return self._content
 
-    def iter_bytes(self) -> Iterator[bytes]:
+    def iter_bytes(self) -> Generator[bytes, None, None]:
         """The body's chunks as they arrive; the connection is released after the last."""
         if self._closed:
             raise RuntimeError("the response is closed")

@@ -82,8 +82,8 @@ class _SyncStream(httpx.SyncByteStream):
         self._discard = discard
 
     def __iter__(self) -> Iterator[bytes]:
-        with _httpx_errors():
-            for chunk in self._response.iter_bytes():
+        with _httpx_errors(), contextlib.closing(self._response.iter_bytes()) as chunks:
+            for chunk in chunks:
                 if not self._discard:
                     yield chunk
 
@@ -99,9 +99,10 @@ class _AsyncStream(httpx.AsyncByteStream):
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         with _httpx_errors():
-            async for chunk in self._response.aiter_bytes():
-                if not self._discard:
-                    yield chunk
+            async with contextlib.aclosing(self._response.aiter_bytes()) as chunks:
+                async for chunk in chunks:
+                    if not self._discard:
+                        yield chunk
 
     async def aclose(self) -> None:
         with _httpx_errors():
