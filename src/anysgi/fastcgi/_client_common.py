@@ -114,7 +114,7 @@ def parse_address(address: str) -> Address:
     if address.startswith("unix:"):
         path = address[5:]
         if not path:
-            raise ValueError(f"{address!r} has no socket path after 'unix:'")
+            raise ValueError(f"{address!r} has no socket path: expected 'unix:/path/to/socket'")
         return Address(path=path)
     host, sep, port_text = address.rpartition(":")
     if host.startswith("[") and host.endswith("]"):
