@@ -145,4 +145,4 @@ def test_public_names() -> None:
     for name in client.__all__:
         assert getattr(client, name) is not None
     with pytest.raises(AttributeError):
-        _ = client.Nothing  # type: ignore[attr-defined]
+        _ = client.Nothing
