@@ -65,10 +65,10 @@ from ._records import (
     encode_stream,
 )
 from ._state import (
+    BEGIN_STATE,
     CLIENT,
     SENT_BY,
     SERVER,
-    TRANSITIONS,
     Kind,
     RequestMachine,
     RequestState,
@@ -127,6 +127,8 @@ NEED_DATA: Final = NeedData.NEED_DATA
 
 _CONNECTION_CLOSED: Final = ConnectionClosed()
 _unpack_header: Final = HEADER.unpack_from
+_unpack_begin: Final = BEGIN_REQUEST_BODY.unpack_from
+_FILTER: Final = Role.FILTER
 #: A whole END_REQUEST record: header and FCGI_EndRequestBody (spec 5.5), packed at once.
 _END_REQUEST_RECORD: Final = struct.Struct(HEADER.format + END_REQUEST_BODY.format.lstrip("!"))
 # Plain ints where struct packs them: an IntEnum goes through __index__, twice as slow.
@@ -154,14 +156,9 @@ _MANAGEMENT: Final = frozenset(
     {RecordType.GET_VALUES, RecordType.GET_VALUES_RESULT, RecordType.UNKNOWN_TYPE}
 )
 _MAX_APP_STATUS: Final = 0xFFFF_FFFF
-# PairLimits by (max_params_size, max_name_length, max_value_length), all checked already.
-_LIMITS: Final[dict[tuple[int, int, int], PairLimits]] = {}
-# A request's input state right after BEGIN_REQUEST, by "is the role FILTER?" (the table's
-# answer, looked up once rather than per request).
-_BEGIN_STATE: Final = {
-    False: TRANSITIONS[State.INACTIVE, Kind.BEGIN_REQUEST],
-    True: TRANSITIONS[State.INACTIVE, Kind.BEGIN_FILTER],
-}
+# Checked limits by (max_params_size, max_name_length, max_value_length,
+# max_concurrent_requests).
+_CHECKED_LIMITS: Final[dict[tuple[int, int, int, int], tuple[PairLimits, int]]] = {}
 # Kinds as module globals: one dictionary look-up instead of two on the hot paths.
 _PARAMS: Final = Kind.PARAMS
 _PARAMS_END: Final = Kind.PARAMS_END
@@ -280,21 +277,22 @@ class Connection:
         if not isinstance(side, Side):
             raise TypeError(f"side must be SERVER or CLIENT, not {side!r}")
         self._side = side
-        key = (max_params_size, max_name_length, max_value_length)
-        limits = _LIMITS.get(key)
-        if limits is None:
-            limits = PairLimits(
-                max_size=_positive_int("max_params_size", max_params_size),
-                max_name_length=_positive_int("max_name_length", max_name_length),
-                max_value_length=_positive_int("max_value_length", max_value_length),
+        key = (max_params_size, max_name_length, max_value_length, max_concurrent_requests)
+        checked = _CHECKED_LIMITS.get(key)
+        if checked is None:
+            checked = (
+                PairLimits(
+                    max_size=_positive_int("max_params_size", max_params_size),
+                    max_name_length=_positive_int("max_name_length", max_name_length),
+                    max_value_length=_positive_int("max_value_length", max_value_length),
+                ),
+                _positive_int("max_concurrent_requests", max_concurrent_requests, MAX_REQUEST_ID),
             )
-            if len(_LIMITS) < 64:
-                # Checked and built once per distinct configuration, not per connection.
-                _LIMITS[key] = limits
-        self._pair_limits = limits
-        self._max_concurrent = _positive_int(
-            "max_concurrent_requests", max_concurrent_requests, MAX_REQUEST_ID
-        )
+            if len(_CHECKED_LIMITS) < 64:
+                # Checked once per distinct configuration, not per connection (nginx opens a
+                # connection per request unless fastcgi_keep_conn is on).
+                _CHECKED_LIMITS[key] = checked
+        self._pair_limits, self._max_concurrent = checked
         self._buffer = ReceiveBuffer()
         self._requests: dict[int, _Request] = {}
         self._eof = False
@@ -372,20 +370,22 @@ class Connection:
             while True:
                 # Framing, inlined because it runs once per record: the buffer holds the
                 # bytes, the header layout comes from _records.py.
-                data = buffer.data
                 start = buffer.start
-                if len(data) - start < buffer.need:
-                    return self._incomplete()
-                version, record_type, request_id, length, padding = _unpack_header(data, start)
+                available = buffer.end - start
+                if available < buffer.need:
+                    return NEED_DATA if not self._eof else self._at_eof()
+                version, record_type, request_id, length, padding = _unpack_header(
+                    buffer.data, start
+                )
                 if version != FCGI_VERSION_1:
                     raise _bad_version(version)
                 # Spec 3.3: receivers must "interpret the paddingLength and skip the
                 # paddingData", whatever its length (0 to 255).
                 offset = start + HEADER_LENGTH
                 end = offset + length + padding
-                if end > len(data):
+                if end - start > available:
                     buffer.need = end - start
-                    return self._incomplete()
+                    return NEED_DATA if not self._eof else self._at_eof()
                 buffer.need = HEADER_LENGTH
                 buffer.start = end
                 if request_id:
@@ -401,17 +401,15 @@ class Connection:
             self._error = exc
             raise
 
-    def _incomplete(self) -> NeedData | ConnectionClosed:
-        """What next_event returns when the buffer holds no complete record."""
-        if not self._eof:
-            return NEED_DATA
+    def _at_eof(self) -> ConnectionClosed:
+        """What next_event returns when the peer closed and no complete record is left."""
         missing = self._buffer.missing()
         if missing is None:
             return _CONNECTION_CLOSED
         raise RemoteProtocolError(f"connection closed {missing}")
 
     def _refused(self, request_id: int, request: _Request, kind: Kind) -> RemoteProtocolError:
-        return RemoteProtocolError(f"{kind.label} for request {request_id} {request.refusal(kind)}")
+        return RemoteProtocolError(request.explain(f"{kind.label} for request {request_id}", kind))
 
     def _misdirected(self, record_type: int, request_id: int) -> RemoteProtocolError:
         """The error for a record type that has no business arriving here."""
@@ -463,13 +461,13 @@ class Connection:
                 f"BEGIN_REQUEST record for request {request_id} while {len(requests)} "
                 f"requests are active: max_concurrent_requests={self._max_concurrent}"
             )
-        role_value, flags = self._buffer.unpack(BEGIN_REQUEST_BODY, offset)
+        role_value, flags = _unpack_begin(self._buffer.data, offset)
         # Spec 5.5: a role the application does not know is still a request, rejected with
         # FCGI_UNKNOWN_ROLE; so an unknown value is delivered as a plain int, not refused.
         role: Role | int = _ROLES.get(role_value, role_value)
         # Spec 5.1: "flags & FCGI_KEEP_CONN"; the other bits are reserved and ignored.
         keep_conn = bool(flags & FCGI_KEEP_CONN)
-        requests[request_id] = _Request(_BEGIN_STATE[role is Role.FILTER], role, keep_conn)
+        requests[request_id] = _Request(BEGIN_STATE[role is _FILTER], role, keep_conn)
         return make_begin_request(request_id, role, keep_conn)
 
     def _receive_params(self, request_id: int, offset: int, length: int) -> Event | None:
@@ -699,8 +697,9 @@ class Connection:
     def _commit(self, request_id: int, request: _Request, kind: Kind, event: Event) -> None:
         if not request.advance(kind):
             raise LocalProtocolError(
-                f"cannot send {type(event).__name__} for request {request_id} "
-                f"{request.refusal(kind)}"
+                request.explain(
+                    f"cannot send {type(event).__name__} for request {request_id}", kind
+                )
             )
 
     def _send_stream(
@@ -837,7 +836,7 @@ class Connection:
             raise LocalProtocolError(f"BeginRequest.role must fit in two bytes, not {role!r}")
         role = _ROLES.get(role, role)
         requests[request_id] = _Request(
-            _BEGIN_STATE[role is Role.FILTER], role, bool(event.keep_conn)
+            BEGIN_STATE[role is Role.FILTER], role, bool(event.keep_conn)
         )
         return HEADER.pack(
             FCGI_VERSION_1, RecordType.BEGIN_REQUEST, request_id, 8, 0

@@ -74,7 +74,9 @@ class Params:
     :param request_id: the request.
     :param params: the name-value pairs, names and values as bytes, in the order sent. When the
         web server sends a name twice, the name keeps its first position and takes its last
-        value, as PHP does.
+        value, as PHP does. To *send* a repeated name (to test a server, say),
+        :meth:`~anysgi.fastcgi.protocol.Connection.send` also takes a list of
+        ``(name, value)`` tuples here.
     """
 
     request_id: int

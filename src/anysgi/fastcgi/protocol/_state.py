@@ -60,6 +60,7 @@ from typing import Final
 from ._constants import RecordType, Role
 
 __all__ = (
+    "BEGIN_STATE",
     "CLIENT",
     "INPUT_KINDS",
     "OUTPUT_ALLOWED",
@@ -98,7 +99,9 @@ SERVER: Final = Side.SERVER
 
 
 class State(enum.Enum):
-    """The state of one track of one request (see the module documentation)."""
+    """The state of one of a request's three tracks: its input (the web server's streams),
+    its STDOUT stream or its STDERR stream. Which states follow which is the table in
+    "The state machine" of the reference docs."""
 
     # Enum hashes by name in Python code; identity hashing is as correct (members are
     # singletons compared by identity) and makes each table look-up ~3x cheaper.
@@ -343,7 +346,11 @@ def _refusal(input_state: State, output_state: State, kind: Kind) -> str:
     open_stream = _OPEN_STREAM[input_state]
     if kind in OUTPUT_KINDS:
         return f"before its {open_stream} stream ended"
-    stream = kind.name.removesuffix("_END").removesuffix("_REQUEST")
+    stream = kind.name.removesuffix("_END")
+    if stream not in _STREAM_ORDER:
+        # BEGIN_REQUEST, ABORT_REQUEST and END_REQUEST are refused only in the states
+        # handled above: asked about an allowed kind, say where the request stands.
+        return f"in state {input_state.name}"
     if stream == "DATA" and input_state in _NOT_FILTER:
         return "which is not a FILTER request"
     if open_stream is None or _STREAM_ORDER[stream] < _STREAM_ORDER[open_stream]:
@@ -395,6 +402,11 @@ class RequestMachine:
         output = self.stderr if track == "stderr" else self.stdout
         return _refusal(self.input, output, kind)
 
+    def explain(self, subject: str, kind: Kind) -> str:
+        """*subject* ("STDIN record for request 1") followed by why *kind* is refused."""
+        reason = self.refusal(kind)
+        return f"{subject}{', ' if reason.startswith('which') else ' '}{reason}"
+
     def snapshot(self) -> RequestState:
         """An immutable copy of the tracks."""
         return RequestState(self.input, self.stdout, self.stderr)
@@ -429,6 +441,14 @@ _CLOSE_STDERR: Final = (_K.STDERR_END,)
 def begin_kind(role: Role | int) -> Kind:
     """The kind of a BEGIN_REQUEST for *role*: only a Filter has a DATA stream."""
     return Kind.BEGIN_FILTER if role == Role.FILTER else Kind.BEGIN_REQUEST
+
+
+#: The input state BEGIN_REQUEST leads to, by "is the role FILTER?": the table's answer,
+#: looked up once here rather than for every request.
+BEGIN_STATE: Final = {
+    is_filter: TRANSITIONS[_S.INACTIVE, begin_kind(Role.FILTER if is_filter else Role.RESPONDER)]
+    for is_filter in (False, True)
+}
 
 
 @dataclass(frozen=True, slots=True)
