@@ -119,7 +119,10 @@ class _AsyncConnection:
         if not data:
             return
         try:
-            async with self.write_lock:
+            if self.multiplexed:
+                async with self.write_lock:
+                    await self.stream.write(data, timeout)
+            else:
                 await self.stream.write(data, timeout)
         except ClientError as exc:
             # Part of a record may have gone out: nothing more can be said on this connection.
@@ -198,7 +201,10 @@ class _AsyncConnection:
                 self.condition.notify_all()
 
     async def finish(self, exchange: Exchange | None, timeout: float | None) -> bool:
-        """The caller is done with *exchange*: whether the connection may carry another."""
+        """The caller is done with *exchange*: whether the connection may carry another.
+
+        Awaits only on a multiplexed connection (to send ABORT_REQUEST).
+        """
         if exchange is None:
             return False
         exchange.log_stderr(self.stream.address)
@@ -269,7 +275,7 @@ class AsyncFastCGIClient:
         self._connections: list[_AsyncConnection] = []
         self._connecting = 0
         self._pool = AsyncCondition()
-        self._negotiation = AsyncCondition()
+        self._negotiation = AsyncLock()
         self._closed = False
 
     def __repr__(self) -> str:
@@ -488,24 +494,31 @@ class AsyncFastCGIClient:
         self, connection: _AsyncConnection, exchange: Exchange | None, timeout: float | None
     ) -> None:
         """Give *connection* back after *exchange*: to the pool if healthy, else closed."""
-        with AsyncShieldCancellation():
+        # Nothing here may be cut short by a cancellation, but only two steps can be:
+        # finish() on a shared connection (it writes ABORT_REQUEST) and closing. The rest
+        # never awaits, so the usual case costs no cancel scope.
+        if connection.multiplexed:
+            with AsyncShieldCancellation():
+                usable = await connection.finish(exchange, timeout)
+        else:
             usable = await connection.finish(exchange, timeout)
-            async with self._pool:
-                connection.active -= 1
-                keep = (
-                    usable
-                    and not self._closed
-                    and self._keepalive_expiry > 0
-                    and connection.state.capacity == (self._capacity or 1)
-                )
-                if not keep and connection in self._connections:
-                    self._connections.remove(connection)
-                close = not keep and connection.active == 0
-                if connection.active == 0:
-                    connection.idle_since = time.monotonic()
-                    connection.reused = False
-                self._pool.notify_all()
-            if close:
+        async with self._pool:
+            connection.active -= 1
+            keep = (
+                usable
+                and not self._closed
+                and self._keepalive_expiry > 0
+                and connection.state.capacity == (self._capacity or 1)
+            )
+            if not keep and connection in self._connections:
+                self._connections.remove(connection)
+            close = not keep and connection.active == 0
+            if connection.active == 0:
+                connection.idle_since = time.monotonic()
+                connection.reused = False
+            self._pool.notify_all()
+        if close:
+            with AsyncShieldCancellation():
                 await connection.stream.aclose()
 
     async def _negotiate(self, timeouts: Timeouts) -> None:

@@ -130,15 +130,21 @@ class AsyncNetworkStream:
 
 
 class AsyncCondition:
-    """An anyio condition whose :meth:`wait` takes a timeout and says whether it was woken."""
+    """A condition for tasks of one event loop; :meth:`wait` takes a timeout.
 
-    __slots__ = ("_condition",)
+    Tasks only switch at an ``await``, and the drivers never await inside ``async with``
+    except in :meth:`wait`: so entering needs no lock (and costs nothing on the hot path),
+    and waiting is a list of events. The sync twin, :class:`Condition`, is a real lock for
+    threads.
+    """
+
+    __slots__ = ("_waiters",)
 
     def __init__(self) -> None:
-        self._condition = anyio.Condition(anyio.Lock(fast_acquire=True))
+        self._waiters: list[anyio.Event] = []
 
     async def __aenter__(self) -> None:
-        await self._condition.acquire()
+        pass
 
     async def __aexit__(
         self,
@@ -146,16 +152,24 @@ class AsyncCondition:
         exc_value: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        self._condition.release()
+        pass
 
     async def wait(self, timeout: float | None) -> bool:
-        """Release the lock until notified or *timeout*; ``False`` if the time ran out."""
-        with anyio.move_on_after(timeout) as scope:
-            await self._condition.wait()
-        return not scope.cancelled_caught
+        """Wait until notified or *timeout*; ``False`` if the time ran out."""
+        event = anyio.Event()
+        self._waiters.append(event)
+        try:
+            with anyio.move_on_after(timeout):
+                await event.wait()
+        finally:
+            if not event.is_set():
+                self._waiters.remove(event)
+        return event.is_set()
 
     def notify_all(self) -> None:
-        self._condition.notify_all()
+        waiters, self._waiters = self._waiters, []
+        for event in waiters:
+            event.set()
 
 
 class AsyncLock:

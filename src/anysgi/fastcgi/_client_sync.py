@@ -121,7 +121,10 @@ class _Connection:
         if not data:
             return
         try:
-            with self.write_lock:
+            if self.multiplexed:
+                with self.write_lock:
+                    self.stream.write(data, timeout)
+            else:
                 self.stream.write(data, timeout)
         except ClientError as exc:
             # Part of a record may have gone out: nothing more can be said on this connection.
@@ -200,7 +203,10 @@ class _Connection:
                 self.condition.notify_all()
 
     def finish(self, exchange: Exchange | None, timeout: float | None) -> bool:
-        """The caller is done with *exchange*: whether the connection may carry another."""
+        """The caller is done with *exchange*: whether the connection may carry another.
+
+        Awaits only on a multiplexed connection (to send ABORT_REQUEST).
+        """
         if exchange is None:
             return False
         exchange.log_stderr(self.stream.address)
@@ -271,7 +277,7 @@ class FastCGIClient:
         self._connections: list[_Connection] = []
         self._connecting = 0
         self._pool = Condition()
-        self._negotiation = Condition()
+        self._negotiation = Lock()
         self._closed = False
 
     def __repr__(self) -> str:
@@ -490,24 +496,31 @@ class FastCGIClient:
         self, connection: _Connection, exchange: Exchange | None, timeout: float | None
     ) -> None:
         """Give *connection* back after *exchange*: to the pool if healthy, else closed."""
-        with ShieldCancellation():
+        # Nothing here may be cut short by a cancellation, but only two steps can be:
+        # finish() on a shared connection (it writes ABORT_REQUEST) and closing. The rest
+        # never awaits, so the usual case costs no cancel scope.
+        if connection.multiplexed:
+            with ShieldCancellation():
+                usable = connection.finish(exchange, timeout)
+        else:
             usable = connection.finish(exchange, timeout)
-            with self._pool:
-                connection.active -= 1
-                keep = (
-                    usable
-                    and not self._closed
-                    and self._keepalive_expiry > 0
-                    and connection.state.capacity == (self._capacity or 1)
-                )
-                if not keep and connection in self._connections:
-                    self._connections.remove(connection)
-                close = not keep and connection.active == 0
-                if connection.active == 0:
-                    connection.idle_since = time.monotonic()
-                    connection.reused = False
-                self._pool.notify_all()
-            if close:
+        with self._pool:
+            connection.active -= 1
+            keep = (
+                usable
+                and not self._closed
+                and self._keepalive_expiry > 0
+                and connection.state.capacity == (self._capacity or 1)
+            )
+            if not keep and connection in self._connections:
+                self._connections.remove(connection)
+            close = not keep and connection.active == 0
+            if connection.active == 0:
+                connection.idle_since = time.monotonic()
+                connection.reused = False
+            self._pool.notify_all()
+        if close:
+            with ShieldCancellation():
                 connection.stream.close()
 
     def _negotiate(self, timeouts: Timeouts) -> None:
