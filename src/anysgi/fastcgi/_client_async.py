@@ -100,7 +100,7 @@ class _AsyncConnection:
         params: dict[bytes, bytes],
         body: bytes | None,
         *,
-        role: p.Role | int,
+        role: int,
         keep_conn: bool,
         max_head: int,
         max_stderr: int,
@@ -293,7 +293,7 @@ class AsyncFastCGIClient:
         params: Params,
         body: AsyncBody = b"",
         *,
-        role: p.Role | int = p.Role.RESPONDER,
+        role: int = p.Role.RESPONDER,
         timeout: Timeouts | float | UseDefault | None = USE_CLIENT_DEFAULT,
     ) -> AsyncFastCGIResponse:
         """Send a request and return as soon as the response's status and headers are in.
@@ -351,7 +351,7 @@ class AsyncFastCGIClient:
                     retried = True
                     continue
                 raise
-            return AsyncFastCGIResponse(self, connection, exchange, timeouts)
+            return AsyncFastCGIResponse._open(self, connection, exchange, timeouts)
 
     @asynccontextmanager
     async def stream(
@@ -359,7 +359,7 @@ class AsyncFastCGIClient:
         params: Params,
         body: AsyncBody = b"",
         *,
-        role: p.Role | int = p.Role.RESPONDER,
+        role: int = p.Role.RESPONDER,
         timeout: Timeouts | float | UseDefault | None = USE_CLIENT_DEFAULT,
     ) -> AsyncIterator[AsyncFastCGIResponse]:
         """:meth:`send` as a context manager that closes the response at the end."""
@@ -374,7 +374,7 @@ class AsyncFastCGIClient:
         params: Params,
         body: AsyncBody = b"",
         *,
-        role: p.Role | int = p.Role.RESPONDER,
+        role: int = p.Role.RESPONDER,
         timeout: Timeouts | float | UseDefault | None = USE_CLIENT_DEFAULT,
     ) -> AsyncFastCGIResponse:
         """:meth:`send`, then read the whole body into :attr:`AsyncFastCGIResponse.content`."""
@@ -592,19 +592,32 @@ class AsyncFastCGIResponse:
 
     __slots__ = ("_client", "_closed", "_connection", "_content", "_exchange", "_timeouts")
 
-    def __init__(
-        self,
+    _client: AsyncFastCGIClient
+    _closed: bool
+    _connection: _AsyncConnection
+    _content: bytes | None
+    _exchange: Exchange
+    _timeouts: Timeouts
+
+    def __init__(self) -> None:
+        raise TypeError(f"{type(self).__name__}s come from send(), stream() and request()")
+
+    @classmethod
+    def _open(
+        cls,
         client: AsyncFastCGIClient,
         connection: _AsyncConnection,
         exchange: Exchange,
         timeouts: Timeouts,
-    ) -> None:
+    ) -> AsyncFastCGIResponse:
+        self = object.__new__(cls)
         self._client = client
         self._connection = connection
         self._exchange = exchange
         self._timeouts = timeouts
         self._closed = False
-        self._content: bytes | None = None
+        self._content = None
+        return self
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.status}>"

@@ -230,9 +230,10 @@ class RequestRejectedError(ResponseError):
         :attr:`~anysgi.fastcgi.protocol.ProtocolStatus.CANT_MPX_CONN`.
     """
 
-    def __init__(self, message: str, protocol_status: p.ProtocolStatus) -> None:
+    def __init__(self, message: str, protocol_status: int) -> None:
         super().__init__(message)
-        self.protocol_status = protocol_status
+        #: Why the server refused the request.
+        self.protocol_status = p.ProtocolStatus(protocol_status)
 
 
 _REJECTIONS: Final = {
@@ -614,7 +615,7 @@ class ConnectionState:
         self,
         params: dict[bytes, bytes],
         *,
-        role: p.Role | int,
+        role: int,
         keep_conn: bool,
         max_head: int,
         max_stderr: int,

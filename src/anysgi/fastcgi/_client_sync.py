@@ -102,7 +102,7 @@ class _Connection:
         params: dict[bytes, bytes],
         body: bytes | None,
         *,
-        role: p.Role | int,
+        role: int,
         keep_conn: bool,
         max_head: int,
         max_stderr: int,
@@ -295,7 +295,7 @@ class FastCGIClient:
         params: Params,
         body: Body = b"",
         *,
-        role: p.Role | int = p.Role.RESPONDER,
+        role: int = p.Role.RESPONDER,
         timeout: Timeouts | float | UseDefault | None = USE_CLIENT_DEFAULT,
     ) -> FastCGIResponse:
         """Send a request and return as soon as the response's status and headers are in.
@@ -353,7 +353,7 @@ class FastCGIClient:
                     retried = True
                     continue
                 raise
-            return FastCGIResponse(self, connection, exchange, timeouts)
+            return FastCGIResponse._open(self, connection, exchange, timeouts)
 
     @contextmanager
     def stream(
@@ -361,7 +361,7 @@ class FastCGIClient:
         params: Params,
         body: Body = b"",
         *,
-        role: p.Role | int = p.Role.RESPONDER,
+        role: int = p.Role.RESPONDER,
         timeout: Timeouts | float | UseDefault | None = USE_CLIENT_DEFAULT,
     ) -> Iterator[FastCGIResponse]:
         """:meth:`send` as a context manager that closes the response at the end."""
@@ -376,7 +376,7 @@ class FastCGIClient:
         params: Params,
         body: Body = b"",
         *,
-        role: p.Role | int = p.Role.RESPONDER,
+        role: int = p.Role.RESPONDER,
         timeout: Timeouts | float | UseDefault | None = USE_CLIENT_DEFAULT,
     ) -> FastCGIResponse:
         """:meth:`send`, then read the whole body into :attr:`FastCGIResponse.content`."""
@@ -594,19 +594,32 @@ class FastCGIResponse:
 
     __slots__ = ("_client", "_closed", "_connection", "_content", "_exchange", "_timeouts")
 
-    def __init__(
-        self,
+    _client: FastCGIClient
+    _closed: bool
+    _connection: _Connection
+    _content: bytes | None
+    _exchange: Exchange
+    _timeouts: Timeouts
+
+    def __init__(self) -> None:
+        raise TypeError(f"{type(self).__name__}s come from send(), stream() and request()")
+
+    @classmethod
+    def _open(
+        cls,
         client: FastCGIClient,
         connection: _Connection,
         exchange: Exchange,
         timeouts: Timeouts,
-    ) -> None:
+    ) -> FastCGIResponse:
+        self = object.__new__(cls)
         self._client = client
         self._connection = connection
         self._exchange = exchange
         self._timeouts = timeouts
         self._closed = False
-        self._content: bytes | None = None
+        self._content = None
+        return self
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.status}>"

@@ -148,7 +148,7 @@ class FastCGITransport(httpx.AsyncBaseTransport, httpx.BaseTransport):
         script_name: str | None = None,
         document_root: str | None = None,
         remote_addr: str = "127.0.0.1",
-        role: p.Role | int = p.Role.RESPONDER,
+        role: int = p.Role.RESPONDER,
         max_connections: int = DEFAULT_MAX_CONNECTIONS,
         keepalive_expiry: float = DEFAULT_KEEPALIVE_EXPIRY,
         keep_conn: bool = True,

@@ -22,6 +22,7 @@ from ._client_common import DEFAULT_MAX_CONNECTIONS as DEFAULT_MAX_CONNECTIONS
 from ._client_common import DEFAULT_MAX_RESPONSE_HEAD as DEFAULT_MAX_RESPONSE_HEAD
 from ._client_common import DEFAULT_MAX_STDERR as DEFAULT_MAX_STDERR
 from ._client_common import DEFAULT_TIMEOUTS as DEFAULT_TIMEOUTS
+from ._client_common import USE_CLIENT_DEFAULT as USE_CLIENT_DEFAULT
 from ._client_common import ClientError as ClientError
 from ._client_common import ClientTimeoutError as ClientTimeoutError
 from ._client_common import ConnectError as ConnectError
@@ -33,6 +34,7 @@ from ._client_common import ReadTimeoutError as ReadTimeoutError
 from ._client_common import RequestRejectedError as RequestRejectedError
 from ._client_common import ResponseError as ResponseError
 from ._client_common import Timeouts as Timeouts
+from ._client_common import UseDefault as UseDefault
 from ._client_common import WriteError as WriteError
 from ._client_common import WriteTimeoutError as WriteTimeoutError
 from ._client_common import cgi_params as cgi_params
@@ -48,6 +50,7 @@ __all__ = (
     "DEFAULT_MAX_RESPONSE_HEAD",
     "DEFAULT_MAX_STDERR",
     "DEFAULT_TIMEOUTS",
+    "USE_CLIENT_DEFAULT",
     "AsyncFastCGIClient",
     "AsyncFastCGIResponse",
     "ClientError",
@@ -64,10 +67,37 @@ __all__ = (
     "RequestRejectedError",
     "ResponseError",
     "Timeouts",
+    "UseDefault",
     "WriteError",
     "WriteTimeoutError",
     "cgi_params",
 )
+
+
+# Public classes say where to find them (reprs, tracebacks, the docs' cross-references).
+for _public in (
+    AsyncFastCGIClient,
+    AsyncFastCGIResponse,
+    ClientError,
+    ClientTimeoutError,
+    ConnectError,
+    ConnectTimeoutError,
+    FastCGIClient,
+    FastCGIResponse,
+    NetworkError,
+    PoolTimeoutError,
+    ReadError,
+    ReadTimeoutError,
+    RequestRejectedError,
+    ResponseError,
+    Timeouts,
+    UseDefault,
+    WriteError,
+    WriteTimeoutError,
+    cgi_params,
+):
+    _public.__module__ = __name__
+del _public
 
 
 def __getattr__(name: str) -> Any:
@@ -76,5 +106,6 @@ def __getattr__(name: str) -> Any:
     if name == "FastCGITransport":
         from ._transport import FastCGITransport
 
+        FastCGITransport.__module__ = __name__
         return FastCGITransport
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
