@@ -753,3 +753,77 @@ def test_fake_server_reports_handler_errors() -> None:
         socket.create_connection(server.listener.getsockname()[:2]),
     ):
         assert server.accepted_event.wait(WAIT)
+
+
+async def test_connect_timeout() -> None:
+    # A listener whose backlog is full: Linux drops further SYNs, so connect() hangs.
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)
+        host, port = listener.getsockname()
+        fillers = [socket.socket() for _ in range(3)]
+        try:
+            for filler in fillers:
+                filler.setblocking(False)
+                filler.connect_ex((host, port))
+            transport = FastCGITransport(f"{host}:{port}")
+            async with httpx.AsyncClient(transport=transport) as client:
+                with pytest.raises(httpx.ConnectTimeout):
+                    await client.get("http://app/", timeout=0.2)
+        finally:
+            for filler in fillers:
+                filler.close()
+
+
+async def test_closing_a_multiplexed_response_early_aborts_only_its_request() -> None:
+    aborted = threading.Event()
+
+    def handler(connection: FakeConnection) -> None:
+        while True:
+            event = connection.next_event()
+            if isinstance(event, p.ConnectionClosed):
+                return
+            if isinstance(event, p.GetValues):
+                connection.send(p.GetValuesResult({p.FCGI_MPXS_CONNS: b"1"}))
+            elif isinstance(event, p.Params):
+                request_id = event.request_id
+                if event.params[b"SCRIPT_NAME"] == b"/endless":
+                    connection.send(p.Stdout(request_id, head_then(b"more to come")))
+                else:
+                    connection.send(
+                        p.Stdout(request_id, head_then(b"ok")), p.EndRequest(request_id)
+                    )
+            elif isinstance(event, p.AbortRequest):
+                connection.send(p.EndRequest(event.request_id))
+                aborted.set()
+
+    with fake_server(handler) as server:
+        async with AsyncFastCGIClient(server.address, multiplex=True) as client:
+            async with client.stream(cgi_params("GET", "/endless")) as endless:
+                assert endless.status == 200
+                # The connection is shared: another request goes through meanwhile.
+                assert (await client.request(cgi_params("GET", "/"))).content == b"ok"
+            await wait_for(aborted)
+            assert (await client.request(cgi_params("GET", "/"))).content == b"ok"
+    assert server.accepted == 2  # GET_VALUES, then one shared connection
+
+
+async def test_a_server_that_refuses_to_multiplex_after_all() -> None:
+    refused = threading.Event()
+
+    def handler(connection: FakeConnection) -> None:
+        while (request := connection.read_request()) is not None:
+            if not refused.is_set():
+                refused.set()
+                connection.send(p.EndRequest(request.request_id, 0, p.ProtocolStatus.CANT_MPX_CONN))
+            else:
+                connection.respond(request, b"ok")
+
+    values = {p.FCGI_MPXS_CONNS: b"1", p.FCGI_MAX_REQS: b"4"}
+    with fake_server(handler, values=values) as server:
+        async with AsyncFastCGIClient(server.address, multiplex=True) as client:
+            with pytest.raises(RequestRejectedError, match="CANT_MPX_CONN"):
+                await client.request(cgi_params("GET", "/"))
+            assert (await client.request(cgi_params("GET", "/"))).content == b"ok"
+            assert (await client.request(cgi_params("GET", "/"))).content == b"ok"
+    assert server.accepted == 3  # GET_VALUES, the refused connection, a plain one

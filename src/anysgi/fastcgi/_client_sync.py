@@ -481,9 +481,10 @@ class FastCGIClient:
             if connection.active >= connection.state.capacity:
                 continue
             if connection.active == 0:
-                if (
-                    now - connection.idle_since > self._keepalive_expiry
-                    or connection.stream.stale()
+                # An idle connection has nothing to say, unless an aborted request's
+                # END_REQUEST is still on its way (multiplexed connections).
+                if now - connection.idle_since > self._keepalive_expiry or (
+                    not connection.state.conn.active_requests and connection.stream.stale()
                 ):
                     self._connections.remove(connection)
                     stale.append(connection)
