@@ -354,13 +354,17 @@ def main() -> None:
         baseline="FastCGI: async transport -> fcgisgi",
     )
     report("same tiny ASGI app: client CPU per request (lower is better)", cpu)
-    by_name = {f.name: f.median for f in cpu}
+    cpu_of = {f.name: f.median for f in cpu}
+    rps_of = {f.name: f.median for f in rps}
+    print("\nbar: a FastCGI round trip through the transport costs less than an HTTP one")
     for kind, fastcgi, http in (
         ("async", "FastCGI: async transport -> fcgisgi", "HTTP: httpx.AsyncClient -> uvicorn"),
         ("sync", "FastCGI: sync transport -> fcgisgi", "HTTP: httpx.Client -> uvicorn"),
     ):
-        met = by_name[fastcgi] < by_name[http]
+        wall_met = rps_of[fastcgi] > rps_of[http]
+        cpu_met = cpu_of[fastcgi] < cpu_of[http]
         print(
-            f"  bar ({kind}): client CPU per FastCGI round trip {by_name[fastcgi]:.0f} us "
-            f"< per HTTP round trip {by_name[http]:.0f} us: {'MET' if met else 'NOT MET'}"
+            f"  {kind}: wall {1e6 / rps_of[fastcgi]:.0f} us vs {1e6 / rps_of[http]:.0f} us "
+            f"({'MET' if wall_met else 'NOT MET'}); client CPU {cpu_of[fastcgi]:.0f} us vs "
+            f"{cpu_of[http]:.0f} us ({'MET' if cpu_met else 'NOT MET'})"
         )
