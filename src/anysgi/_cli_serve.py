@@ -212,7 +212,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="graceful stop: time for requests in flight (default: 30)",
     )
-    parser.set_defaults(run=run_serve)
+    parser.set_defaults(handler=run_serve)
     return parser
 
 
@@ -308,5 +308,5 @@ def run_serve(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Entry point from :func:`anysgi.cli.main`."""
-    return int(args.run(args))
+    """Run ``anysgi serve`` with parsed *args* (the parser's ``handler`` is the same)."""
+    return run_serve(args)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-from . import _cli_serve
+from . import _cli_request, _cli_serve
 from ._version import __version__
 
 
@@ -16,6 +16,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"anysgi {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    _cli_request.add_parser(subparsers)
     _cli_serve.add_parser(subparsers)
     return parser
 
@@ -27,6 +28,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
-    if args.command == "serve":
-        return _cli_serve.run(args)
+    handler = getattr(args, "handler", None)
+    if handler is not None:
+        return int(handler(args))
     raise AssertionError(f"unhandled command {args.command!r}")  # pragma: no cover
