@@ -77,11 +77,15 @@ def main(argv: list[str]) -> None:
             backend_options=options,
             interface="asgi" if interface == "asgi" else "wsgi",
         )
-    elif name == "fcgisgi-asgi":
+    elif name in ("fcgisgi-asgi", "fcgisgi-asgi-uvloop"):
         import asyncio
 
         import fcgisgi
 
+        if name.endswith("uvloop"):
+            import uvloop
+
+            asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
         asyncio.run(fcgisgi.run_asgi_server(asgi_app, (host, int(port))))
     elif name == "fcgisgi-wsgi":
         import asyncio

@@ -138,7 +138,13 @@ def _check(url: str, expected: bytes = b"Hello, world!") -> None:
 
 def _throughput(run_dir: Path, seconds: int, rounds: int) -> None:
     wsgi = importlib.util.find_spec("anysgi.wsgi2asgi") is not None
-    targets = ["anysgi-asgi-asyncio", "anysgi-asgi-trio", "anysgi-asgi-uvloop", "fcgisgi-asgi"]
+    targets = [
+        "anysgi-asgi-asyncio",
+        "anysgi-asgi-trio",
+        "anysgi-asgi-uvloop",
+        "fcgisgi-asgi",
+        "fcgisgi-asgi-uvloop",
+    ]
     if wsgi:
         targets += ["anysgi-wsgi-asyncio", "anysgi-wsgi-trio"]
     targets += ["fcgisgi-wsgi", "flup"]

@@ -281,7 +281,8 @@ def run_serve(args: argparse.Namespace) -> int:
     def serve_one(worker_config: ServerConfig) -> int:
         try:
             app = load()
-        except AppImportError as exc:
+        except (AppImportError, RuntimeError) as exc:
+            # RuntimeError: a WSGI application in a build without WSGI2ASGI.
             _error(str(exc))
             return EXIT_STARTUP_FAILED
         try:

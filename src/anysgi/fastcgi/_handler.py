@@ -214,9 +214,18 @@ class _Request:
                 if self.disconnected:
                     raise ClientDisconnected("the web server aborted this request")
                 raise RuntimeError("ASGI message http.response.body sent after the response ended")
-            await self.conn.write_body(
-                self, message.get("body", b""), bool(message.get("more_body", False))
-            )
+            body = message.get("body", b"")
+            if not message.get("more_body", False) and not self.disconnected:
+                # The last (often the only) body message: headers, body and END_REQUEST in
+                # one write, without going through write_body.
+                head = self.head
+                if head is not None:
+                    self.head = None
+                    body = head + body
+                self.bytes_sent += len(body)
+                await self.conn.end_request(self, body)
+                return
+            await self.conn.write_body(self, body, bool(message.get("more_body", False)))
         elif kind == "http.response.start":
             if self.started:
                 raise RuntimeError("ASGI message http.response.start sent twice")
@@ -349,7 +358,11 @@ class ConnectionHandler:
                         request.wake()
                 elif event_type is BeginRequest:
                     assert isinstance(event, BeginRequest)
-                    await self._begin_request(event)
+                    if event.role is Role.RESPONDER and not self.closing:
+                        request_id = event.request_id
+                        self.requests[request_id] = _Request(self, request_id, event.keep_conn)
+                    else:
+                        await self._begin_request(event)
                 elif event_type is AbortRequest:
                     await self._abort_request(event.request_id)
                 elif event_type is ConnectionClosed:
@@ -436,7 +449,7 @@ class ConnectionHandler:
             # Spec 5.4: "the application responds as soon as possible with
             # {FCGI_END_REQUEST, R, {FCGI_REQUEST_COMPLETE, appStatus}}", whether or not the
             # application has noticed yet.
-            await self._end_request(request, b"", app_status=1)
+            await self.end_request(request, b"", app_status=1)
 
     def _connection_lost(self) -> None:
         self.broken = True
@@ -494,9 +507,9 @@ class ConnectionHandler:
                 request.written = True
                 await self._write(self.codec.send(Stdout(request.request_id, body)))
         else:
-            await self._end_request(request, body)
+            await self.end_request(request, body)
 
-    async def _end_request(self, request: _Request, body: bytes, app_status: int = 0) -> None:
+    async def end_request(self, request: _Request, body: bytes, app_status: int = 0) -> None:
         """Write the last STDOUT bytes and END_REQUEST in one write; close if asked to."""
         request.ended = True
         request.written = True
@@ -662,7 +675,7 @@ class ConnectionHandler:
         request.status = status
         request.head = None
         with contextlib.suppress(ClientDisconnected):
-            await self._end_request(request, _simple_response(status, text))
+            await self.end_request(request, _simple_response(status, text))
 
     def _log_access(self, request: _Request, duration: float) -> None:
         scope = request.scope
