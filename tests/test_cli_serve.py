@@ -150,12 +150,13 @@ def test_factory_unix_socket_mode_and_access_log(apps: Path, tmp_path: Path) -> 
         assert '"GET /logged?q=1" 200' in server.logs()
 
 
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
 def test_sigterm_finishes_requests_in_flight_and_exits_0(
-    apps: Path, tmp_path: Path, port: int
+    apps: Path, tmp_path: Path, port: int, backend: str
 ) -> None:
     started = tmp_path / "started"
     started.mkdir()
-    argv = anysgi("cliapps:slow", "--bind", f"127.0.0.1:{port}")
+    argv = anysgi("cliapps:slow", "--bind", f"127.0.0.1:{port}", "--backend", backend)
     proc = subprocess.Popen(
         argv,
         cwd=apps,
@@ -190,12 +191,14 @@ def test_sigterm_finishes_requests_in_flight_and_exits_0(
     assert "SIGTERM: stopping gracefully" in stderr
 
 
-def test_listening_socket_on_fd_0_as_mod_fcgid_spawns_it(apps: Path) -> None:
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_listening_socket_on_fd_0_as_mod_fcgid_spawns_it(apps: Path, backend: str) -> None:
     listener = socket.socket(socket.AF_UNIX)
     path = apps / "fcgid.sock"
     listener.bind(str(path))
     listener.listen()
-    proc = subprocess.Popen(anysgi("cliapps:hello"), cwd=apps, stdin=listener.fileno())
+    argv = anysgi("cliapps:hello", "--backend", backend)
+    proc = subprocess.Popen(argv, cwd=apps, stdin=listener.fileno())
     listener.close()
     try:
         response = sync_client.request(f"unix:{path}", params("GET", "/spawned"))
@@ -282,14 +285,16 @@ def test_emfile_backs_off_instead_of_spinning(apps: Path, tmp_path: Path, port: 
         resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
 
     argv = anysgi("cliapps:hello", "--bind", f"127.0.0.1:{port}", "--max-connections", "500")
-    proc = subprocess.Popen(
-        argv, cwd=apps, stderr=subprocess.PIPE, text=True, preexec_fn=low_fd_limit
-    )
+    log_path = tmp_path / "emfile.log"
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(argv, cwd=apps, stderr=log, text=True, preexec_fn=low_fd_limit)
     held: list[socket.socket] = []
     try:
         wait_for_tcp("127.0.0.1", port, proc=cast(Any, proc))
         held.extend(socket.create_connection(("127.0.0.1", port)) for _ in range(limit + 10))
-        time.sleep(0.3)  # let the server hit EMFILE
+        deadline = time.monotonic() + 10
+        while "Too many open files" not in log_path.read_text() and time.monotonic() < deadline:
+            time.sleep(0.02)  # the server's log is in another process: poll it
         server = psutil.Process(proc.pid)
         cpu_before = sum(server.cpu_times()[:2])
         time.sleep(1.0)
@@ -315,8 +320,7 @@ def test_emfile_backs_off_instead_of_spinning(apps: Path, tmp_path: Path, port: 
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-        stderr = _stderr(proc)
-    assert "accept() failed: Too many open files; retrying" in stderr
+    assert "accept() failed: Too many open files; retrying" in log_path.read_text()
 
 
 def test_every_option_is_a_cli_flag_and_documented() -> None:

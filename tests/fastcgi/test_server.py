@@ -563,8 +563,10 @@ async def test_graceful_stop_finishes_requests_in_flight() -> None:
 
 async def test_shutdown_timeout_cancels_what_is_left() -> None:
     cancelled = anyio.Event()
+    running = anyio.Event()
 
     async def stuck(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        running.set()
         try:
             await anyio.sleep_forever()
         finally:
@@ -574,7 +576,7 @@ async def test_shutdown_timeout_cancels_what_is_left() -> None:
         async with running_server(stuck, shutdown_timeout=0.2, lifespan="off") as addresses:
             client = await Client.connect(addresses[0])
             await client.start(params())
-            await anyio.sleep(0.1)
+            await running.wait()
         await client.aclose()
     assert cancelled.is_set()
 
