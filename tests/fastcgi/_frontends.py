@@ -53,6 +53,11 @@ http {{
         listen 127.0.0.1:{http_port};
         client_max_body_size 0;              # the application decides (max_request_body)
 
+        # nginx's default: a new connection per request, FCGI_KEEP_CONN unset.
+        location /nokeep/ {{
+            include /etc/nginx/fastcgi_params;
+            fastcgi_pass {tcp_backend};
+        }}
         # Mounted under a prefix: split_path_info makes SCRIPT_NAME the mount point.
         location /unix/ {{
             fastcgi_split_path_info ^(/unix)(/.*)$;

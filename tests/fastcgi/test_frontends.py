@@ -169,6 +169,16 @@ def test_get(site: Site, client: httpx.Client) -> None:
     )
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_nginx_without_keepalive(sites: Sites, backend: str, client: httpx.Client) -> None:
+    """FCGI_KEEP_CONN unset: the server closes after each response, and nothing is lost."""
+    url = sites.get("nginx", backend).url
+    for _ in range(20):
+        response = client.post(f"{url}/nokeep/echo", content=b"y" * 100_000)
+        assert response.status_code == 200, response.text
+        assert response.text.startswith("100000 ")
+
+
 def test_post_with_a_body(site: Site, client: httpx.Client) -> None:
     body = os.urandom(300_000)
     response = client.post(f"{site}/echo", content=body)
