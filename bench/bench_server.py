@@ -20,6 +20,7 @@ import functools
 import hashlib
 import importlib.util
 import os
+import re
 import shutil
 import signal
 import socket
@@ -30,7 +31,27 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from ._common import Figure, interleave, pinned, report, wrk
+from ._common import Figure, interleave, pinned, report
+
+_WRK_RPS = re.compile(r"Requests/sec:\s+([0-9.]+)")
+_WRK_ERRORS = re.compile(r"(Socket errors:.*|Non-2xx or 3xx responses:.*)")
+
+
+def wrk(url: str, *, seconds: int, errors: list[str] | None = None) -> float:
+    """Requests per second from wrk (pinned to CPU 1). Errors fail the run unless *errors*
+    is given, which collects them instead (for peers that time out under load)."""
+    argv = pinned(["wrk", "-t1", "-c16", f"-d{seconds}s", url], 1)
+    out = subprocess.run(argv, check=True, capture_output=True, text=True).stdout
+    problems = _WRK_ERRORS.findall(out)
+    if problems:
+        if errors is None:
+            raise RuntimeError(f"wrk saw errors against {url}:\n{out}")
+        errors.extend(problems)
+    match = _WRK_RPS.search(out)
+    if match is None:
+        raise RuntimeError(f"cannot parse wrk output:\n{out}")
+    return float(match.group(1))
+
 
 ROOT = Path(__file__).resolve().parents[1]
 GiB = 1024**3
@@ -177,20 +198,26 @@ def _throughput(run_dir: Path, seconds: int, rounds: int) -> None:
         for url in urls.values():
             _check(url)
         for url in urls.values():  # warm up: imports, connection pools
-            wrk(url, seconds=1)
+            wrk(url, seconds=1, errors=[])
         cpu: dict[str, list[float]] = {name: [] for name in urls}
+        peer_errors: dict[str, list[str]] = {name: [] for name in urls}
 
         def measure(name: str) -> float:
             pid = procs[name].pid
             before = _cpu_seconds(pid)
             started = time.monotonic()
-            rps = wrk(urls[name], seconds=seconds)
+            # anysgi must serve every request; a peer's timeouts are reported, not fatal.
+            errors = None if name.startswith("anysgi") else peer_errors[name]
+            rps = wrk(urls[name], seconds=seconds, errors=errors)
             elapsed = time.monotonic() - started
             cpu[name].append((_cpu_seconds(pid) - before) / (rps * elapsed) * 1e6)
             return rps
 
         samples = interleave({name: functools.partial(measure, name) for name in urls}, rounds)
     figures = [Figure(name, tuple(values), "req/s") for name, values in samples.items()]
+    for name, problems in peer_errors.items():
+        if problems:
+            print(f"  note: {name}: {'; '.join(sorted(set(problems)))}")
     report(
         f"hello world behind nginx (keepalive upstreams), wrk -c16, {seconds:g}s x {rounds}",
         figures,

@@ -263,7 +263,7 @@ class ConnectionHandler:
         self.closing = False
         self.draining = False
         self.broken = False
-        #: When the last request ended (anyio.current_time()), for idle_timeout.
+        #: When the last request ended (time.monotonic()), for idle_timeout.
         self.idle_since = time.monotonic()
         self._space: anyio.Event | None = None
         self._reader_scope = anyio.CancelScope()

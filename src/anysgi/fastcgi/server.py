@@ -164,6 +164,10 @@ class _Server:
                 if self.draining:
                     handler.drain()
                 await handler.run()
+            except Exception:
+                # A bug of ours in one connection must not take the others down: log it
+                # with its traceback (DESIGN.md rule 4) and keep serving.
+                logger.exception("internal error on the connection from %s", peer)
             finally:
                 self.handlers.discard(handler)
                 if self.draining and not self.handlers:
