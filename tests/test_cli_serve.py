@@ -150,19 +150,32 @@ def test_factory_unix_socket_mode_and_access_log(apps: Path, tmp_path: Path) -> 
         assert '"GET /logged?q=1" 200' in server.logs()
 
 
-@pytest.mark.parametrize("backend", ["asyncio", "trio"])
-def test_sigterm_finishes_requests_in_flight_and_exits_0(
-    apps: Path, tmp_path: Path, port: int, backend: str
+@pytest.mark.parametrize(
+    ("backend", "workers", "how"),
+    [
+        ("asyncio", 1, "SIGTERM"),
+        ("trio", 1, "SIGTERM"),
+        ("asyncio", 2, "SIGTERM"),
+        # Ctrl-C in a terminal: SIGINT to the whole foreground process group.
+        ("trio", 2, "SIGINT to the group"),
+    ],
+)
+def test_stop_signal_finishes_requests_in_flight_and_exits_0(
+    apps: Path, tmp_path: Path, port: int, backend: str, workers: int, how: str
 ) -> None:
     started = tmp_path / "started"
     started.mkdir()
-    argv = anysgi("cliapps:slow", "--bind", f"127.0.0.1:{port}", "--backend", backend)
+    argv = anysgi(
+        "cliapps:slow", "--bind", f"127.0.0.1:{port}", "--backend", backend,
+        "--workers", str(workers),
+    )  # fmt: skip
     proc = subprocess.Popen(
         argv,
         cwd=apps,
         env={**os.environ, "STARTED_DIR": str(started)},
         stderr=subprocess.PIPE,
         text=True,
+        start_new_session=True,
     )
     try:
         wait_for_tcp("127.0.0.1", port, proc=cast(Any, proc))
@@ -178,17 +191,21 @@ def test_sigterm_finishes_requests_in_flight_and_exits_0(
         while len(list(started.iterdir())) < 5 and time.monotonic() < deadline:
             time.sleep(0.01)
         assert len(list(started.iterdir())) == 5, "all five requests are in flight"
-        proc.send_signal(signal.SIGTERM)
+        if how == "SIGTERM":
+            proc.send_signal(signal.SIGTERM)
+        else:
+            os.killpg(proc.pid, signal.SIGINT)
         for thread in threads:
             thread.join(10)
         assert proc.wait(10) == 0
     finally:
         if proc.poll() is None:
-            proc.kill()
+            os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
         stderr = _stderr(proc)
     assert results == {f"r{i}": f"finished /r{i}".encode() for i in range(5)}, stderr
-    assert "SIGTERM: stopping gracefully" in stderr
+    assert "stopping gracefully" in stderr
+    assert "stopping now" not in stderr
 
 
 @pytest.mark.parametrize("backend", ["asyncio", "trio"])

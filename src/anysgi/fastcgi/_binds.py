@@ -1,4 +1,4 @@
-"""Bind strings to listening sockets, and listening sockets to anyio listeners.
+"""Bind strings to listening sockets.
 
 Syntax (one or several binds per server):
 
@@ -27,8 +27,6 @@ import stat
 from dataclasses import dataclass
 from typing import Literal
 
-from anyio.abc import SocketListener
-
 from .protocol import FCGI_LISTENSOCK_FILENO
 
 __all__ = (
@@ -39,7 +37,6 @@ __all__ = (
     "fd_is_listening_socket",
     "open_socket",
     "parse_bind",
-    "to_listeners",
 )
 
 
@@ -217,8 +214,3 @@ def describe(sock: socket.socket) -> str:
     if sock.family == socket.AF_INET6:
         return f"[{address[0]}]:{address[1]}"
     return f"{address[0]}:{address[1]}"
-
-
-async def to_listeners(sockets: list[OpenSocket]) -> list[SocketListener]:
-    """Wrap listening sockets as anyio listeners (they take ownership of the sockets)."""
-    return [await SocketListener.from_socket(s.sock) for s in sockets]

@@ -71,7 +71,17 @@ def run_workers(
         if pid == 0:
             code = 1
             try:
-                signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
+                # Its own process group: Ctrl-C in a terminal signals the master only, which
+                # passes one SIGINT on; in the master's group each worker would get two (one
+                # from the terminal, one forwarded), and a second signal means "stop now".
+                os.setpgid(0, 0)
+                _die_with_parent()
+                # SIGTERM and SIGINT stay blocked until the worker's signal receiver is
+                # installed (serve_until_signalled unblocks them): one that comes while the
+                # worker starts is then delivered to it, not lost or turned into a traceback.
+                signal.pthread_sigmask(
+                    signal.SIG_SETMASK, old_mask | {signal.SIGTERM, signal.SIGINT}
+                )
                 code = worker_main(worker_config)
             except BaseException:
                 logger.exception("worker %d failed", os.getpid())
@@ -144,6 +154,18 @@ def run_workers(
         for opened in sockets:
             opened.close()
     return status
+
+
+def _die_with_parent() -> None:
+    """Linux: have the kernel send SIGTERM to this worker if the master dies (even SIGKILL)."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, signal.SIGTERM, 0, 0, 0)
+    except (OSError, AttributeError):  # pragma: no cover (not Linux)
+        pass
 
 
 def _describe(code: int) -> str:

@@ -416,6 +416,9 @@ async def serve_until_signalled(
 
         async def watch_signals() -> None:
             with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+                # run_config (and a pre-fork worker, see _workers.py) starts with both
+                # blocked: from here on they are ours, including one that came meanwhile.
+                signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM, signal.SIGINT})
                 async for signum in signals:
                     name = signal.Signals(signum).name
                     if not stop.is_set():
@@ -446,11 +449,18 @@ def run_config(
     ready: Callable[[list[str]], object] | None = None,
 ) -> None:
     """:func:`run` for an ASGI application and a ready :class:`ServerConfig`."""
-    anyio.run(
-        functools.partial(serve_until_signalled, app, config, ready),
-        backend=backend,
-        backend_options=backend_options,
-    )
+    # SIGTERM and SIGINT wait (blocked) until the signal receiver is installed, which
+    # unblocks them: a stop asked for while the loop and the app start up is not lost.
+    stop_signals = {signal.SIGTERM, signal.SIGINT}
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)
+    try:
+        anyio.run(
+            functools.partial(serve_until_signalled, app, config, ready),
+            backend=backend,
+            backend_options=backend_options,
+        )
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def run(
