@@ -197,9 +197,9 @@ def build_www_python(where: Path) -> Path:
     """A virtualenv Apache's www-data user can run, with anysgi from this working tree.
 
     Built from Debian's /usr/bin/python3 (the project's own interpreter may live where
-    www-data cannot read, such as /root). anyio, FastAPI and Flask are installed from the
-    package index (or uv's cache); anysgi and the tests' apps come from this working tree
-    through a .pth file, so the code under test is the code in the tree.
+    www-data cannot read, such as /root). anyio, trio, FastAPI and Flask are installed from
+    the package index (or uv's cache); anysgi and the tests' apps are copied from this
+    working tree next to it and put on its path with a .pth file.
     """
     system_python = "/usr/bin/python3"
     if not Path(system_python).exists():  # pragma: no cover
@@ -246,7 +246,14 @@ def build_www_python(where: Path) -> Path:
         capture_output=True,
         text=True,
     ).stdout.strip()
-    Path(purelib, "anysgi-worktree.pth").write_text(f"{ROOT / 'src'}\n{ROOT}\n")
+    # The code under test, copied from this working tree: the tree itself may sit where
+    # www-data cannot read (a clone under /root).
+    site = where / "site"
+    shutil.copytree(ROOT / "src" / "anysgi", site / "anysgi")
+    (site / "tests" / "fastcgi").mkdir(parents=True)
+    for name in ("__init__.py", "fastcgi/__init__.py", "fastcgi/frontend_apps.py"):
+        shutil.copy(ROOT / "tests" / name, site / "tests" / name)
+    Path(purelib, "anysgi-worktree.pth").write_text(f"{site}\n")
     for dirpath, dirnames, filenames in os.walk(where):
         for name in dirnames + filenames:
             path = Path(dirpath, name)
