@@ -403,11 +403,10 @@ class _Exchange:
         return outcome
 
     def _consume(self, result: Iterable[bytes]) -> _Outcome:
-        kind = type(result)
-        if (kind is list or kind is tuple) and not self.headers_sent:
+        if isinstance(result, (list, tuple)) and not self.headers_sent:
             # The common case: the whole body is already in memory. It goes back to the
             # loop in one piece, with no more thread hops.
-            body_parts: list[bytes] | tuple[bytes, ...] = result  # type: ignore[assignment]
+            body_parts = result
             if not self.status:
                 raise RuntimeError("the WSGI application returned without calling start_response()")
             if len(body_parts) == 1:
@@ -419,8 +418,8 @@ class _Exchange:
             else:
                 return self._iterate(iter(body_parts))
             return self._complete(body)
-        if kind is FileWrapper and self.pathsend and not self.headers_sent and self.status:
-            path = self._sendable_path(result)  # type: ignore[arg-type]
+        if type(result) is FileWrapper and self.pathsend and not self.headers_sent and self.status:
+            path = self._sendable_path(result)
             if path is not None:
                 self._cross(self._send_pathsend, path)
                 return _DONE_OUTCOME
