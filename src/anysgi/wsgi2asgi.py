@@ -278,6 +278,7 @@ class _Exchange:
 
     __slots__ = (
         "app",
+        "body_left",
         "disconnected",
         "environ",
         "headers",
@@ -311,6 +312,7 @@ class _Exchange:
         self.send = send
         self.input_done = input_done
         self.pathsend = pathsend
+        self.body_left: int | None = None  # body bytes still expected, if the length is known
         self.status = 0  # 0 until start_response() is called
         self.headers: list[tuple[bytes, bytes]] = []
         self.remaining: int | None = None  # bytes the Content-Length still allows
@@ -604,6 +606,19 @@ class _Exchange:
     # --- event-loop side -----------------------------------------------------------------
 
     async def receive_body(self) -> tuple[bytes, bool]:
+        """The next piece of the body and whether more follows (on the loop, for wsgi.input)."""
+        body, more_body = await self._receive_body()
+        if more_body and self.body_left is not None:
+            self.body_left -= len(body)
+            if self.body_left <= 0:
+                # The announced length is in: fetch the end-of-body message in this same
+                # trip, so an app that stops reading at CONTENT_LENGTH (Django) still sees
+                # the body complete, and the disconnect watcher can start.
+                tail, more_body = await self._receive_body()
+                body += tail
+        return body, more_body
+
+    async def _receive_body(self) -> tuple[bytes, bool]:
         while True:
             message = await self.receive()
             kind = message["type"]
@@ -761,6 +776,8 @@ class WSGI2ASGI:
             input_done=input_done,
             pathsend=self.pathsend and "http.response.pathsend" in extensions,
         )
+        if not input_done and length_text is not None and length_text.isdigit():
+            exchange.body_left = int(length_text) - len(body)
         environ["wsgi.input"] = _Input(body, None if input_done else exchange)
         environ["wsgi.errors"] = _ErrorStream()
         environ["wsgi.input_terminated"] = True
