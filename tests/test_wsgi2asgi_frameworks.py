@@ -26,8 +26,8 @@ def _allow_read_without_size(monkeypatch: pytest.MonkeyPatch) -> None:
 
     def read(self: Any, *args: Any) -> bytes:
         if not args:
-            return checked_read(self, -1)  # type: ignore[no-any-return]
-        return checked_read(self, *args)  # type: ignore[no-any-return]
+            return checked_read(self, -1)
+        return checked_read(self, *args)
 
     monkeypatch.setattr(wsgiref.validate.InputWrapper, "read", read)
 
@@ -41,7 +41,8 @@ def client_for(wsgi_app: Any) -> httpx.AsyncClient:
 
 
 def make_flask_app() -> Any:
-    flask = pytest.importorskip("flask")
+    import flask
+
     app = flask.Flask("anysgi_test")
     threads: dict[str, int] = {}
 
@@ -57,14 +58,13 @@ def make_flask_app() -> Any:
     def stream() -> Any:
         threads["view"] = threading.get_ident()
 
-        @flask.stream_with_context
         def generate() -> Iterator[str]:
             # The request context is still there while the body streams.
             for i in range(int(flask.request.args["n"])):
                 threads["generator"] = threading.get_ident()
                 yield f"{flask.request.path} {i}\n"
 
-        return flask.Response(generate(), mimetype="text/plain")
+        return flask.Response(flask.stream_with_context(generate()), mimetype="text/plain")
 
     app.config["threads"] = threads
     return app
@@ -95,7 +95,7 @@ async def test_flask() -> None:
 
 
 def upload(request: Any) -> Any:
-    from django.http import JsonResponse
+    from django.http import JsonResponse  # type: ignore[import-untyped]
 
     uploaded = request.FILES["file"]
     digest = hashlib.sha256()
@@ -130,9 +130,8 @@ urlpatterns: list[Any] = []
 
 
 def make_django_app() -> Any:
-    pytest.importorskip("django")
-    from django.conf import settings
-    from django.urls import path
+    from django.conf import settings  # type: ignore[import-untyped]
+    from django.urls import path  # type: ignore[import-untyped]
 
     if not settings.configured:
         settings.configure(
@@ -152,7 +151,7 @@ def make_django_app() -> Any:
             path("stream", streaming),
             path("download", download),
         ]
-    from django.core.wsgi import get_wsgi_application
+    from django.core.wsgi import get_wsgi_application  # type: ignore[import-untyped]
 
     return get_wsgi_application()
 
@@ -188,7 +187,7 @@ async def test_django_file_upload_and_streaming() -> None:
 
 
 def make_falcon_app() -> Any:
-    falcon = pytest.importorskip("falcon")
+    import falcon
 
     class Items:
         def on_get(self, req: Any, resp: Any, item_id: int) -> None:
