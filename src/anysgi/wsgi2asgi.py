@@ -1,8 +1,8 @@
 """WSGI2ASGI: run a WSGI application (PEP 3333) under any ASGI server, on asyncio or trio.
 
-How a request flows (the :doc:`discussion page </discussion/wsgi2asgi>` explains why):
+How a request flows (docs/discussion/wsgi2asgi.rst explains why):
 
-1. On the event loop: the environ is built by :func:`anysgi._cgi.environ_from_scope`, and a
+1. On the event loop: the environ is built by ``_cgi.environ_from_scope``, and a
    small request body whose length is known (``prefetch_size``) is read before the app starts,
    so that ``wsgi.input`` never has to cross back to the loop for it.
 2. One ``anyio.to_thread.run_sync`` call, limited by the instance's own
@@ -683,6 +683,7 @@ class WSGI2ASGI:
     An instance belongs to the first event loop that runs it, as anyio's own primitives do.
 
     :param app: the WSGI application.
+    :type app: ~anysgi._types.WSGIApp
     :param max_threads: how many requests the application may handle at once, counting
         streamed responses still sending. Requests beyond that wait for a free thread. The
         default, 40, is anyio's own default thread limit; it is per instance, so other
@@ -732,7 +733,13 @@ class WSGI2ASGI:
         return f"WSGI2ASGI({self.app!r}, max_threads={self.max_threads})"
 
     def file_wrapper(self, filelike: Any, blksize: int = 8192) -> FileWrapper:
-        """``environ["wsgi.file_wrapper"]``: wrap *filelike* in a :class:`FileWrapper`."""
+        """``environ["wsgi.file_wrapper"]``: wrap *filelike* for the response.
+
+        :param filelike: a file-like object opened for reading in binary mode.
+        :param blksize: the block size the application suggests; it is raised to
+            ``file_block_size`` if smaller.
+        :rtype: ~anysgi.wsgi2asgi.FileWrapper
+        """
         return FileWrapper(filelike, max(blksize, self.file_block_size))
 
     async def __call__(self, scope: Scope, receive: ASGIReceive, send: ASGISend) -> None:
