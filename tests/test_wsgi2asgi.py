@@ -954,3 +954,162 @@ def test_works_when_driven_from_anyio_run_directly(portal_backend: str) -> None:
     """No test plugin involved: a plain anyio.run per backend (as servers do)."""
     result: Result = anyio.run(call, WSGI2ASGI(as_list(hello)), backend=portal_backend)
     assert result.body == b"Hello, world!"
+
+
+# --- edges ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "misuse",
+    ["write-str", "yield-str", "yield-before-start"],
+)
+async def test_app_misuse_is_a_500(misuse: str, caplog: pytest.LogCaptureFixture) -> None:
+    def app(environ: dict[str, Any], start_response: Any) -> Iterator[Any]:
+        if misuse == "yield-before-start":
+            yield b"data"
+        write = start_response("200 OK", TEXT)
+        if misuse == "write-str":
+            write("text")
+        yield "text" if misuse == "yield-str" else b"ok"
+
+    with caplog.at_level(logging.ERROR, logger="anysgi.wsgi"):
+        result = await call(WSGI2ASGI(app))
+    assert result.status == 500
+    assert "Exception in WSGI application" in caplog.text
+
+
+async def test_bytes_like_chunks_are_accepted() -> None:
+    def app(environ: dict[str, Any], start_response: Any) -> Iterator[Any]:
+        start_response("200 OK", TEXT)
+        yield bytearray(b"ab")
+        yield memoryview(b"cd")
+
+    result = await call(WSGI2ASGI(app))
+    assert result.body == b"abcd"
+    result = await call(
+        WSGI2ASGI(
+            lambda environ, start_response: (start_response("200 OK", TEXT), [bytearray(b"z")])[1]
+        )
+    )
+    assert result.body == b"z"
+
+
+async def test_write_after_the_client_left_raises_client_disconnected(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    raised: list[BaseException] = []
+
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        write = start_response("200 OK", TEXT)
+        try:
+            for chunk in plenty():
+                write(chunk)
+        except ClientDisconnected as exc:
+            raised.append(exc)
+            raise
+        return []
+
+    driver = Driver(body_messages(), disconnect_after_sends=3)
+    with caplog.at_level(logging.INFO, logger="anysgi.wsgi"), anyio.fail_after(10):
+        result = await driver(wrap(app), http_scope())
+    assert len(raised) == 1
+    assert not result.complete
+    assert "client disconnected" in caplog.text
+
+
+async def test_final_send_failing_is_a_disconnect(caplog: pytest.LogCaptureFixture) -> None:
+    driver = Driver(body_messages(), send_fails=True)
+    driver.disconnect()  # gone before the response
+    with caplog.at_level(logging.INFO, logger="anysgi.wsgi"):
+        result = await driver(WSGI2ASGI(as_list(hello)), http_scope())
+    assert result.sent == []
+    assert "client disconnected" in caplog.text
+
+
+async def test_disconnect_is_watched_once_a_late_read_completes_the_body() -> None:
+    tracked = Tracked([])
+
+    def app(environ: dict[str, Any], start_response: Any) -> Tracked:
+        start_response("200 OK", TEXT)
+
+        def body() -> Iterator[bytes]:
+            yield b"first"  # the response streams before the body is read
+            assert environ["wsgi.input"].read(-1) == b"u" * 200_000
+            yield from plenty()
+
+        tracked._chunks = body()
+        return tracked
+
+    headers = [(b"content-length", b"200000")]
+    messages = body_messages(*[b"u" * 50_000] * 4)
+    driver = Driver(messages, disconnect_after_sends=3)
+    with anyio.fail_after(10):
+        result = await driver(wrap(app), http_scope("POST", headers=headers))
+    assert tracked.closed.is_set()
+    assert not result.complete
+    assert tracked.produced <= 5
+
+
+async def test_more_body_than_announced_streams_the_rest() -> None:
+    headers = [(b"content-length", b"10")]  # a server that lets more through
+    messages = body_messages(b"a" * 70_000, b"", b"b" * 10, b"")
+    app = WSGI2ASGI(as_list(echo_ops([("read", -1)])))
+    result = await call(app, http_scope("POST", headers=headers), messages)
+    assert result.body == repr([b"a" * 70_000 + b"b" * 10]).encode()
+
+
+async def test_input_extras() -> None:
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        stream = environ["wsgi.input"]
+        assert stream.readable()
+        stream.close()  # harmless: the server owns the connection
+        start_response("200 OK", TEXT)
+        return [stream.read(None)]
+
+    result = await call(WSGI2ASGI(app), http_scope("POST", http_version="2"), body_messages(b"x"))
+    assert result.body == b"x"
+
+
+async def test_file_wrapper_text_files_and_replaced_files_are_not_sent_by_path(
+    data_file: Path,
+) -> None:
+    def replaced() -> Any:
+        handle = data_file.open("rb")
+        data_file.rename(data_file.with_name("moved.bin"))
+        data_file.write_bytes(b"a new file with the old name")
+        return handle
+
+    scope = http_scope(extensions={"http.response.pathsend": {}})
+    result = await call(WSGI2ASGI(file_app(replaced)), scope)
+    assert result.body == bytes(range(256)) * 1000
+    assert result.sent[-1]["type"] == "http.response.body"
+
+    def text_file() -> Any:
+        return data_file.open("r", encoding="latin-1")
+
+    result = await call(WSGI2ASGI(file_app(text_file)), scope)
+    assert result.status == 500  # a text file yields str: not a WSGI body, and not sent by path
+
+
+async def test_close_raising_after_the_iterable_raised_is_logged_too(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    class Both:
+        def __iter__(self) -> Iterator[bytes]:
+            raise RuntimeError("iteration failed")
+
+        def close(self) -> None:
+            raise RuntimeError("close failed")
+
+    def app(environ: dict[str, Any], start_response: Any) -> Both:
+        start_response("200 OK", TEXT)
+        return Both()
+
+    with caplog.at_level(logging.ERROR, logger="anysgi.wsgi"):
+        result = await call(WSGI2ASGI(app))
+    assert result.status == 500
+    messages = [(r.getMessage(), str(r.exc_info[1]) if r.exc_info else "") for r in caplog.records]
+    assert any("close() raised too" in m and e == "close failed" for m, e in messages)
+    assert any(
+        "Exception in WSGI application" in m and e == "iteration failed" for m, e in messages
+    )

@@ -395,7 +395,11 @@ class _Exchange:
         try:
             outcome = self._consume(result)
         except BaseException as exc:
-            self._close(result)
+            close_error = self._close(result)
+            if close_error is not None:
+                logger.error(
+                    "close() raised too: %s", _request_line(self.environ), exc_info=close_error
+                )
             if not isinstance(exc, Exception):
                 raise  # cancellation, KeyboardInterrupt, SystemExit
             return self._failed(exc)
