@@ -986,11 +986,12 @@ async def test_bytes_like_chunks_are_accepted() -> None:
 
     result = await call(WSGI2ASGI(app))
     assert result.body == b"abcd"
-    result = await call(
-        WSGI2ASGI(
-            lambda environ, start_response: (start_response("200 OK", TEXT), [bytearray(b"z")])[1]
-        )
-    )
+
+    def listed(environ: dict[str, Any], start_response: Any) -> Any:
+        start_response("200 OK", TEXT)
+        return [bytearray(b"z")]
+
+    result = await call(WSGI2ASGI(listed))
     assert result.body == b"z"
 
 
