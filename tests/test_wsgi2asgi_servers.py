@@ -151,3 +151,20 @@ def test_error_after_headers_cuts_the_response(served: Served) -> None:
         assert client.get("/hello").text == "Hello, world!"
     # logged by anysgi, with its traceback
     assert "RuntimeError: failed after the headers were sent" in served.server.logs()
+
+
+def test_file_wrapper_download(served: Served, tmp_path: Path) -> None:
+    """Sent by path where the server offers pathsend (granian), in blocks elsewhere."""
+    data = os.urandom(3 * MiB + 17)
+    path = tmp_path / "data.bin"
+    path.write_bytes(data)
+    with httpx.Client(base_url=served.url, timeout=30) as client:
+        offered = client.get("/extensions").text.split()
+        assert ("http.response.pathsend" in offered) == (served.name == "granian")
+        response = client.get("/file", params={"path": str(path)})
+        assert response.status_code == 200
+        assert response.headers["content-length"] == str(len(data))
+        assert response.content == data
+        # close() deletes this one: it must run only once the server has sent the file
+        response = client.get("/tempfile", params={"size": 2 * MiB})
+        assert response.content == b"t" * (2 * MiB)

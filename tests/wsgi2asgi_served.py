@@ -9,12 +9,16 @@ root. Routes:
 ``/download?size=N``           N bytes in 64 KiB chunks, with a Content-Length
 ``/endless?flag=PATH``         chunks forever; close() creates the file PATH
 ``/fail-after-headers``        one chunk, then an exception
+``/file?path=PATH``            the file PATH through ``wsgi.file_wrapper``
+``/tempfile?size=N``           N bytes from a temporary file that its close() deletes
+``/extensions``                the ASGI extensions the server offers
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import tempfile
 import wsgiref.validate
 from collections.abc import Iterator
 from pathlib import Path
@@ -84,6 +88,23 @@ def router(environ: dict[str, Any], start_response: Any) -> Any:
     if path == "/fail-after-headers":
         start_response("200 OK", TEXT)
         return fail_after_headers()
+    if path == "/file":
+        handle = open(query["path"], "rb")  # noqa: SIM115 (the wrapper's close() closes it)
+        size = os.fstat(handle.fileno()).st_size
+        start_response("200 OK", [*TEXT, ("Content-Length", str(size))])
+        return environ["wsgi.file_wrapper"](handle, 8192)
+    if path == "/tempfile":
+        size = int(query["size"])
+        temp = tempfile.NamedTemporaryFile()  # noqa: SIM115 (deleted by the wrapper's close())
+        temp.write(b"t" * size)
+        temp.flush()
+        temp.seek(0)
+        start_response("200 OK", [*TEXT, ("Content-Length", str(size))])
+        return environ["wsgi.file_wrapper"](temp, 8192)
+    if path == "/extensions":
+        start_response("200 OK", TEXT)
+        extensions = environ["asgi.scope"].get("extensions") or {}
+        return [" ".join(sorted(extensions)).encode()]
     start_response("404 Not Found", TEXT)
     return [b"not found"]
 

@@ -424,7 +424,13 @@ class _Exchange:
             else:
                 return self._iterate(iter(body_parts))
             return self._complete(body)
-        if type(result) is FileWrapper and self.pathsend and not self.headers_sent and self.status:
+        if (
+            type(result) is FileWrapper
+            and self.pathsend
+            and not self.headers_sent
+            and self.status
+            and self.environ["REQUEST_METHOD"] != "HEAD"
+        ):
             path = self._sendable_path(result)
             if path is not None:
                 self._cross(self._send_pathsend, path)
