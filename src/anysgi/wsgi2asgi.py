@@ -56,7 +56,6 @@ logger: Final = logging.getLogger("anysgi.wsgi")
 #: What applications write to ``environ["wsgi.errors"]``, one record per line.
 errors_logger: Final = logging.getLogger("anysgi.wsgi.errors")
 
-_KiB: Final = 1024
 
 # RFC 9110 5.1 field-name = token; 5.5 field values must not hold CR, LF or NUL.
 _BAD_HEADER_NAME: Final = re.compile(r"[^!#$%&'*+\-.^_`|~0-9A-Za-z]")
@@ -80,7 +79,7 @@ _ERROR_HEADERS: Final = (
     (b"content-type", b"text/plain; charset=utf-8"),
     (b"content-length", str(len(_ERROR_BODY)).encode("ascii")),
 )
-_SMALL_JOIN: Final = 1024 * _KiB
+_SMALL_JOIN: Final = 1024 * 1024
 # HTTP versions where a request without Content-Length or Transfer-Encoding has no body.
 _LENGTHY: Final = frozenset({"1.0", "1.1", None})
 _NO_EXTENSIONS: Final[dict[str, object]] = {}
@@ -722,8 +721,8 @@ class WSGI2ASGI:
         app: WSGIApp,
         *,
         max_threads: int = 40,
-        prefetch_size: int = 64 * _KiB,
-        file_block_size: int = 256 * _KiB,
+        prefetch_size: int = 64 * 1024,
+        file_block_size: int = 256 * 1024,
         pathsend: bool = True,
     ) -> None:
         if max_threads < 1:
