@@ -1114,3 +1114,62 @@ async def test_close_raising_after_the_iterable_raised_is_logged_too(
     assert any(
         "Exception in WSGI application" in m and e == "iteration failed" for m, e in messages
     )
+
+
+async def test_cancelling_the_request_stops_the_app_and_closes_it() -> None:
+    """A server that cancels the request (shutting down) gets the cancellation back, and
+    the app is closed at its next chunk rather than left running."""
+    tracked = Tracked(plenty())
+    started = anyio.Event()
+
+    def app(environ: dict[str, Any], start_response: Any) -> Tracked:
+        start_response("200 OK", TEXT)
+        return tracked
+
+    driver = Driver(body_messages())
+
+    async def send(message: Any) -> None:
+        await driver.send(message)
+        if len(driver.result.body_messages) == 3:
+            started.set()
+
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as tg:
+
+            async def serve() -> None:
+                await wrap(app)(http_scope(), driver.receive, send)
+
+            tg.start_soon(serve)
+            await started.wait()
+            tg.cancel_scope.cancel()
+    assert tracked.closed.is_set()
+    assert tracked.produced <= 5
+
+
+async def test_cancelling_the_request_stops_the_upload_reads() -> None:
+    reads = 0
+    read_some = anyio.Event()
+
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        nonlocal reads
+        stream = environ["wsgi.input"]
+        while stream.read(1000):
+            reads += 1
+            if reads == 3:
+                anyio.from_thread.run_sync(read_some.set)
+        start_response("200 OK", TEXT)
+        return []
+
+    headers = [(b"content-length", str(1000 * 5000).encode())]
+    driver = Driver(body_messages(*[b"u" * 1000] * 5000))
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as tg:
+
+            async def serve() -> None:
+                await driver(wrap(app, prefetch_size=0), http_scope("POST", headers=headers))
+
+            tg.start_soon(serve)
+            await read_some.wait()
+            tg.cancel_scope.cancel()
+    assert 3 <= reads <= 5
+    assert driver.result.sent == []

@@ -184,6 +184,7 @@ class _Input:
         exchange = self._exchange
         if exchange is None:
             return False
+        anyio.from_thread.check_cancelled()  # the server cancelled the request: stop reading
         body, more_body = anyio.from_thread.run(exchange.receive_body)
         if not more_body:
             self._exchange = None
@@ -507,6 +508,10 @@ class _Exchange:
         else:
             self._cross(self._send_start, chunk)
             self.watch()
+        # If the server cancelled the request (it is shutting down), stop here: raises the
+        # cancellation, and run() closes the iterable on its way out. (to_thread waits for
+        # this thread either way; without the check it would wait for the whole body.)
+        anyio.from_thread.check_cancelled()
 
     def _cross(self, fn: Any, *args: object) -> None:
         try:
