@@ -597,7 +597,7 @@ async def test_list_response_takes_one_hop_each_way(monkeypatch: pytest.MonkeyPa
     result = await call(app)
     assert (result.status, result.body, result.complete) == (200, b"Hello, world!", True)
     assert len(calls) == 1
-    assert calls[0] is app._limiter
+    assert calls[0] is app._limiters.get()
     assert crossings.count == 0
 
 
@@ -954,6 +954,29 @@ def test_works_when_driven_from_anyio_run_directly(portal_backend: str) -> None:
     """No test plugin involved: a plain anyio.run per backend (as servers do)."""
     result: Result = anyio.run(call, WSGI2ASGI(as_list(hello)), backend=portal_backend)
     assert result.body == b"Hello, world!"
+
+
+def test_one_instance_serves_one_loop_after_another_on_both_backends() -> None:
+    """A module-level app in a test suite that runs asyncio and trio tests in turn."""
+    app = WSGI2ASGI(as_list(hello), max_threads=3)
+    for backend in ("asyncio", "trio", "asyncio", "trio"):
+        result: Result = anyio.run(call, app, backend=backend)
+        assert result.body == b"Hello, world!"
+
+
+def test_one_instance_serves_loops_in_several_threads_at_once() -> None:
+    app = WSGI2ASGI(as_list(hello))
+    bodies: list[bytes] = []
+
+    def serve(backend: str) -> None:
+        bodies.extend(anyio.run(call, app, backend=backend).body for _ in range(20))
+
+    threads = [threading.Thread(target=serve, args=(b,)) for b in ("asyncio", "trio") * 2]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert bodies == [b"Hello, world!"] * 80
 
 
 # --- edges ----------------------------------------------------------------------------

@@ -694,14 +694,13 @@ class WSGI2ASGI:
     ``lifespan`` is answered (there is nothing to start), ``websocket`` connections are
     refused, and any other scope type raises :exc:`ValueError`.
 
-    An instance belongs to the first event loop that runs it, as anyio's own primitives do.
-
     :param app: the WSGI application.
     :type app: ~anysgi._types.WSGIApp
     :param max_threads: how many requests the application may handle at once, counting
         streamed responses still sending. Requests beyond that wait for a free thread. The
-        default, 40, is anyio's own default thread limit; it is per instance, so other
-        users of ``to_thread`` (and other instances) neither take from it nor wait on it.
+        default, 40, is anyio's own default thread limit; it is per instance (and per event
+        loop, if one instance serves several), so other users of ``to_thread`` and other
+        instances neither take from it nor wait on it.
     :param prefetch_size: a request body with a Content-Length of at most this many bytes
         is read on the event loop before the application starts, so that reading
         ``wsgi.input`` costs no thread hops. Larger bodies, and bodies of unknown length
@@ -719,7 +718,7 @@ class WSGI2ASGI:
         has taken the path.
     """
 
-    __slots__ = ("_limiter", "app", "file_block_size", "max_threads", "pathsend", "prefetch_size")
+    __slots__ = ("_limiters", "app", "file_block_size", "max_threads", "pathsend", "prefetch_size")
 
     def __init__(
         self,
@@ -741,7 +740,11 @@ class WSGI2ASGI:
         self.prefetch_size = prefetch_size
         self.file_block_size = file_block_size
         self.pathsend = pathsend
-        self._limiter: anyio.CapacityLimiter | None = None
+        # One limiter per event loop (a RunVar, as anyio keeps its own default limiter), so
+        # one instance can serve several loops in turn or at once, on either backend.
+        self._limiters: anyio.lowlevel.RunVar[anyio.CapacityLimiter] = anyio.lowlevel.RunVar(
+            f"anysgi.WSGI2ASGI.{id(self):x}.limiter"
+        )
 
     def __repr__(self) -> str:
         return f"WSGI2ASGI({self.app!r}, max_threads={self.max_threads})"
@@ -760,11 +763,11 @@ class WSGI2ASGI:
         if scope["type"] != "http":
             await self._not_http(scope, receive, send)
             return
-        limiter = self._limiter
-        if limiter is None:
-            # Created on first use, inside the event loop, so it is that loop's native
-            # limiter rather than anyio's adapter.
-            limiter = self._limiter = anyio.CapacityLimiter(self.max_threads)
+        try:
+            limiter = self._limiters.get()
+        except LookupError:
+            limiter = anyio.CapacityLimiter(self.max_threads)
+            self._limiters.set(limiter)
 
         environ = environ_from_scope(scope)
         body = b""
