@@ -352,16 +352,16 @@ class _Exchange:
         encoded: list[tuple[bytes, bytes]] = []
         remaining = None
         for name, value in cast("list[tuple[object, object]]", headers):
-            if not isinstance(name, str) or not isinstance(value, str):
+            raw_name = _HEADER_NAMES.get(name)  # type: ignore[call-overload]
+            if raw_name is None:
+                raw_name = _header_name(name)
+            if not isinstance(value, str):
                 raise TypeError(f"WSGI response headers must be str pairs, not {(name, value)!r}")
-            if _BAD_HEADER_NAME.search(name) or not name:
-                raise ValueError(f"invalid response header name {name!r}")
             if _BAD_HEADER_VALUE.search(value):
                 raise ValueError(f"response header {name!r} has a CR, LF or NUL in its value")
-            lowered = name.lower()
-            # ASGI: "Header names must be lowercased." Values are latin-1 (PEP 3333).
-            encoded.append((lowered.encode("ascii"), value.encode("latin-1")))
-            if lowered == "content-length":
+            # Values are latin-1 (PEP 3333, "Unicode Issues").
+            encoded.append((raw_name, value.encode("latin-1")))
+            if raw_name == b"content-length":
                 try:
                     remaining = int(value)
                 except ValueError:
@@ -666,6 +666,28 @@ class _Exchange:
         await self.send({"type": "http.response.pathsend", "path": path})
 
 
+# Header names already checked, as the lowercased bytes ASGI wants ("Header names must be
+# lowercased"): apps send the same few names on every response. Bounded, so names that
+# vary cannot grow it without limit.
+_HEADER_NAMES: dict[str, bytes] = {}
+_HEADER_NAMES_MAX: Final = 512
+
+
+def _header_name(name: object) -> bytes:
+    if not isinstance(name, str):
+        raise TypeError(f"WSGI response header names must be str, not {name!r}")
+    if not name or _BAD_HEADER_NAME.search(name):
+        raise ValueError(f"invalid response header name {name!r}")
+    raw = name.lower().encode("ascii")
+    if len(_HEADER_NAMES) < _HEADER_NAMES_MAX:
+        _HEADER_NAMES[name] = raw
+    return raw
+
+
+#: ``wsgi.input`` of every request without a body: it has no state that reads can change.
+_NO_BODY: Final = _Input(b"", None)
+
+
 def _as_bytes(chunk: object) -> bytes:
     if isinstance(chunk, (bytearray, memoryview)):
         return bytes(chunk)
@@ -802,7 +824,10 @@ class WSGI2ASGI:
         )
         if not input_done and length_text is not None and length_text.isdigit():
             exchange.body_left = int(length_text) - len(body)
-        environ["wsgi.input"] = _Input(body, None if input_done else exchange)
+        if input_done:
+            environ["wsgi.input"] = _Input(body, None) if body else _NO_BODY
+        else:
+            environ["wsgi.input"] = _Input(body, exchange)
         environ["wsgi.errors"] = _ErrorStream()
         environ["wsgi.input_terminated"] = True
         environ["wsgi.file_wrapper"] = self.file_wrapper
