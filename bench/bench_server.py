@@ -158,7 +158,6 @@ def _check(url: str, expected: bytes = b"Hello, world!") -> None:
 
 
 def _throughput(run_dir: Path, seconds: int, rounds: int) -> None:
-    wsgi = importlib.util.find_spec("anysgi.wsgi2asgi") is not None
     targets = [
         "anysgi-asgi-asyncio",
         "anysgi-asgi-trio",
@@ -166,9 +165,7 @@ def _throughput(run_dir: Path, seconds: int, rounds: int) -> None:
         "fcgisgi-asgi",
         "fcgisgi-asgi-uvloop",
     ]
-    if wsgi:
-        targets += ["anysgi-wsgi-asyncio", "anysgi-wsgi-trio"]
-    targets += ["fcgisgi-wsgi", "flup"]
+    targets += ["anysgi-wsgi-asyncio", "anysgi-wsgi-trio", "fcgisgi-wsgi", "flup"]
     have_flup = importlib.util.find_spec("flup") is not None
     if not have_flup:
         targets.remove("flup")
@@ -223,11 +220,8 @@ def _throughput(run_dir: Path, seconds: int, rounds: int) -> None:
         figures,
         baseline="anysgi-asgi-asyncio",
     )
-    if wsgi:
-        wsgi_figures = [f for f in figures if "wsgi" in f.name or f.name == "flup"]
-        report("WSGI apps", wsgi_figures, baseline="anysgi-wsgi-asyncio")
-    else:
-        print("\n  WSGI: anysgi.wsgi2asgi is not available in this tree: no anysgi WSGI figures")
+    wsgi_figures = [f for f in figures if "wsgi" in f.name or f.name == "flup"]
+    report("WSGI apps", wsgi_figures, baseline="anysgi-wsgi-asyncio")
     report(
         "server CPU time per request (lower is better: a ratio above 1 means anysgi costs more)",
         [

@@ -62,6 +62,16 @@ async def broken(scope, receive, send):
 
 def create_app():
     return hello
+
+
+def _wsgi(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [f"wsgi {environ['PATH_INFO']} from {os.getpid()}".encode()]
+
+
+from wsgiref.validate import validator
+
+wsgi = validator(_wsgi)
 """
 
 
@@ -125,6 +135,26 @@ def test_serve_tcp_with_trio_and_root_path(apps: Path, tmp_path: Path, port: int
         response = sync_client.request(f"127.0.0.1:{port}", fcgid)
     assert response.status == 200
     assert response.body.endswith(b"at /x root=''")
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_wsgi_app_with_interface_and_max_threads(
+    apps: Path, tmp_path: Path, port: int, backend: str
+) -> None:
+    argv = anysgi(
+        "cliapps:wsgi", "--interface", "wsgi", "--max-threads", "4",
+        "--bind", f"127.0.0.1:{port}", "--backend", backend,
+    )  # fmt: skip
+    with run_server(argv, name="anysgi", log_dir=tmp_path, cwd=apps, ready=("127.0.0.1", port)):
+        response = sync_client.request(f"127.0.0.1:{port}", params("GET", "/w"))
+    assert response.status == 200
+    assert response.body.startswith(b"wsgi /w from ")
+
+
+def test_auto_interface_refuses_to_guess_with_one_line(apps: Path, port: int) -> None:
+    result = run_cli(apps, "cliapps:wsgi", "--bind", f"127.0.0.1:{port}")
+    assert result.returncode == 3
+    assert "pass --interface asgi or --interface wsgi" in result.stderr
 
 
 def test_factory_unix_socket_mode_and_access_log(apps: Path, tmp_path: Path) -> None:

@@ -7,5 +7,6 @@ so every async part runs on asyncio or trio.
 from __future__ import annotations
 
 from ._version import __version__ as __version__
+from .wsgi2asgi import WSGI2ASGI as WSGI2ASGI
 
-__all__ = ("__version__",)
+__all__ = ("WSGI2ASGI", "__version__")

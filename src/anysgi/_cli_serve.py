@@ -281,8 +281,7 @@ def run_serve(args: argparse.Namespace) -> int:
     def serve_one(worker_config: ServerConfig) -> int:
         try:
             app = load()
-        except (AppImportError, RuntimeError) as exc:
-            # RuntimeError: a WSGI application in a build without WSGI2ASGI.
+        except AppImportError as exc:
             _error(str(exc))
             return EXIT_STARTUP_FAILED
         try:

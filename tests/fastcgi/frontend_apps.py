@@ -151,7 +151,7 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
                 await _fastapi(scope, receive, send)
             else:
                 if _flask is None:
-                    from anysgi.wsgi2asgi import WSGI2ASGI  # type: ignore[import-not-found]
+                    from anysgi.wsgi2asgi import WSGI2ASGI
 
                     _flask = WSGI2ASGI(validator(_make_flask()))
                 await _flask(scope, receive, send)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import importlib.util
 import json
 import os
 import time
@@ -242,10 +241,6 @@ def test_fastapi(site: Site, client: httpx.Client) -> None:
     assert httpx.URL(created.json()["url"]).path == f"{site.mount}/fastapi/items/7"
 
 
-@pytest.mark.skipif(
-    importlib.util.find_spec("anysgi.wsgi2asgi") is None,
-    reason="WSGI2ASGI has not landed yet: WSGI apps are served through it",
-)
 def test_flask(site: Site, client: httpx.Client) -> None:
     got = client.get(f"{site}/flask/hello/bob")
     assert got.status_code == 200, got.text

@@ -588,3 +588,27 @@ def test_config_rejects_bad_values() -> None:
         ServerConfig(idle_timeout=-1)
     with pytest.raises(TypeError):
         ServerConfig(binds="127.0.0.1:9000")  # type: ignore[arg-type]
+
+
+# -- WSGI applications (through WSGI2ASGI) ----------------------------------------------------
+
+
+def _wsgi_app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+    size = int(environ.get("CONTENT_LENGTH") or 0)
+    body = environ["wsgi.input"].read(size) if size else b""
+    text = f"{environ['REQUEST_METHOD']} {environ['SCRIPT_NAME']}|{environ['PATH_INFO']}"
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [text.encode(), b" ", body]
+
+
+async def test_wsgi_app_is_served_through_wsgi2asgi() -> None:
+    from wsgiref.validate import validator
+
+    # validator() returns lint_app(*args, **kw): interface="auto" cannot tell, so say it.
+    app = validator(_wsgi_app)
+    async with connected(app, interface="wsgi", lifespan="off", max_threads=2) as client:
+        got = await client.request(params("GET", "/w/x"))
+        posted = await client.request(params("POST", "/w/y", body=b"abc" * 1000), b"abc" * 1000)
+    assert got.status == 200
+    assert got.body == b"GET |/w/x "
+    assert posted.body == b"POST |/w/y " + b"abc" * 1000

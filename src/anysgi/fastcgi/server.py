@@ -70,16 +70,9 @@ def _as_asgi(app: Any, interface: Literal["auto", "asgi", "wsgi"], max_threads: 
     if kind == "asgi":
         return app  # type: ignore[no-any-return]
     # DESIGN.md rule 6: the server speaks ASGI only; a WSGI app goes through WSGI2ASGI.
-    # TEMPORARY: imported by name until anysgi.wsgi2asgi lands on main.
-    import importlib
+    from anysgi.wsgi2asgi import WSGI2ASGI
 
-    try:
-        module = importlib.import_module("anysgi.wsgi2asgi")
-    except ModuleNotFoundError:
-        raise RuntimeError(
-            "serving a WSGI application needs anysgi.wsgi2asgi, which this build lacks"
-        ) from None
-    return module.WSGI2ASGI(app, max_threads=max_threads)  # type: ignore[no-any-return]
+    return WSGI2ASGI(app, max_threads=max_threads)
 
 
 def _peer_name(sock: socket.socket, address: Any) -> tuple[str, str | None]:
@@ -328,7 +321,7 @@ async def serve(
             addresses = await tg.start(fastcgi.serve, app, bind="127.0.0.1:0")
 
     :param app: an ASGI 3 application, or a WSGI application (served through
-        ``anysgi.WSGI2ASGI``).
+        :class:`anysgi.WSGI2ASGI`).
     :param bind: where to listen: ``"host:port"``, ``"[::1]:port"``, ``"unix:/path"``,
         ``"fd://N"``, or a sequence of them. ``None``: fd 0 if it is a listening socket (the
         web server spawned us, as mod_fcgid does), else ``127.0.0.1:9000``.
