@@ -19,7 +19,7 @@ import pytest
 from anysgi import __version__
 from anysgi.cli import main
 
-from ._servers import free_port, run_server, wait_for_tcp
+from ._servers import free_port, run_server, wait_for_tcp, wait_for_unix
 from .fastcgi import sync_client
 from .fastcgi._helpers import params
 
@@ -392,3 +392,60 @@ def test_every_option_is_a_cli_flag_and_documented() -> None:
         assert "--" + field.name.replace("_", "-") in flags, field.name
         assert field.name in inspect.signature(serve).parameters, field.name
         assert field.name in inspect.signature(run).parameters, field.name
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_fastcgi_run_blocks_until_sigterm(apps: Path, tmp_path: Path, backend: str) -> None:
+    """The documented example: fastcgi.run(app, bind="unix:...", backend=...)."""
+    sock = tmp_path / "run.sock"
+    code = (
+        "from anysgi import fastcgi\n"
+        "import cliapps\n"
+        f"fastcgi.run(cliapps.hello, bind='unix:{sock}', backend='{backend}')\n"
+        "print('returned')\n"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code], cwd=apps, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        wait_for_unix(sock, proc=cast(Any, proc))
+        assert sync_client.request(f"unix:{sock}").status == 200
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(15) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        assert proc.stdout is not None
+        with proc.stdout:
+            out = proc.stdout.read()
+    assert out == "returned\n"
+    assert not sock.exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--max-params-size", "lots"], "invalid size 'lots'"),
+        (["--idle-timeout", "-1"], "must be positive"),
+        (["--unix-socket-mode", "rw"], "invalid file mode"),
+        (["--workers", "0"], "expected a positive integer"),
+        (["--uvloop", "--backend", "trio"], "--uvloop needs --backend asyncio"),
+    ],
+)
+def test_bad_option_values(apps: Path, args: list[str], message: str) -> None:
+    result = run_cli(apps, "cliapps:hello", *args)
+    assert result.returncode in (1, 2)
+    assert message in result.stderr
+
+
+def test_sizes_and_durations_parse() -> None:
+    from anysgi import _cli_serve
+
+    assert _cli_serve._size("64k") == 65536
+    assert _cli_serve._size("1M") == 1024**2
+    assert _cli_serve._size("2gib") == 2 * 1024**3
+    assert _cli_serve._optional_size("none") is None
+    assert _cli_serve._seconds("none") is None
+    assert _cli_serve._seconds("2.5") == 2.5
+    assert _cli_serve._mode("660") == 0o660
