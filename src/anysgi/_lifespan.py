@@ -10,7 +10,8 @@ The rules, in one place (ASGI "Lifespan Protocol" 2.0):
 
 * ``mode="off"``: the application is never called with the lifespan scope; ``state`` is
   an empty dict.
-* An application that raises, or returns, before it has sent any lifespan message does not
+* An application that raises, or returns, before it has sent any lifespan message (a
+  message of another type, such as ``http.response.start``, does not count) does not
   support the protocol. With ``mode="auto"`` that is logged at debug level and serving goes
   on without it; with ``mode="on"`` it is a :class:`~anysgi._errors.LifespanError`.
 * ``lifespan.startup.failed`` (or no answer within ``startup_timeout``) raises
@@ -47,6 +48,14 @@ LifespanMode = Literal["auto", "on", "off"]
 logger = logging.getLogger("anysgi.lifespan")
 
 _MODES = ("auto", "on", "off")
+_MESSAGE_TYPES = frozenset(
+    {
+        "lifespan.startup.complete",
+        "lifespan.startup.failed",
+        "lifespan.shutdown.complete",
+        "lifespan.shutdown.failed",
+    }
+)
 
 
 class LifespanManager:
@@ -102,6 +111,7 @@ class LifespanManager:
         self._shutdown_requested = anyio.Event()
         self._shutdown_done = anyio.Event()
         self._app_exited = anyio.Event()
+        self._app_scope = anyio.CancelScope(shield=True)
 
     # --- the application's side ----------------------------------------------------------
 
@@ -118,7 +128,10 @@ class LifespanManager:
 
     async def _send(self, message: Message) -> None:
         kind = message.get("type")
-        self._sent_any = True
+        if kind in _MESSAGE_TYPES:
+            # Only a lifespan message counts: an application that ignores the scope type
+            # and answers with http.response.start does not support the protocol.
+            self._sent_any = True
         if kind == "lifespan.startup.complete" and not self._startup_done.is_set():
             self._startup_complete = True
             self._startup_done.set()
@@ -141,7 +154,10 @@ class LifespanManager:
             "state": self.state,
         }
         try:
-            await self.app(scope, self._receive, self._send)
+            # Shielded: the lifespan outlives a cancellation of the block it wraps, so that
+            # shutdown still runs; the manager cancels this scope itself when it is done.
+            with self._app_scope:
+                await self.app(scope, self._receive, self._send)
         except anyio.get_cancelled_exc_class():
             raise
         except Exception as exc:
@@ -200,8 +216,8 @@ class LifespanManager:
                 ) from self._app_error
         except BaseException as exc:
             self._task_group = None
-            task_group.cancel_scope.cancel()
-            await task_group.__aexit__(type(exc), exc, exc.__traceback__)
+            self._app_scope.cancel()
+            await _close_task_group(task_group, exc)
             raise
         self.supported = True
         return self.state
@@ -231,8 +247,8 @@ class LifespanManager:
                 "ASGI lifespan task still running %s s after lifespan.shutdown.complete: cancelled",
                 self.shutdown_timeout,
             )
-        task_group.cancel_scope.cancel()
-        await task_group.__aexit__(exc_type, exc, tb)
+        self._app_scope.cancel()
+        await _close_task_group(task_group, exc)
         if exc_type is not None:
             return
         if self._shutdown_failed is not None:
@@ -250,6 +266,19 @@ class LifespanManager:
                 phase="shutdown",
             ) from self._app_error
         logger.debug("ASGI lifespan task returned without lifespan.shutdown.complete")
+
+
+async def _close_task_group(task_group: anyio.abc.TaskGroup, exc: BaseException | None) -> None:
+    """Leave *task_group* (its children already cancelled) while *exc* propagates.
+
+    Only a cancellation is handed to the task group, which must see it to do its
+    bookkeeping; any other exception would come back wrapped in an exception group, and it
+    is the caller's to re-raise as it is.
+    """
+    if isinstance(exc, anyio.get_cancelled_exc_class()):
+        await task_group.__aexit__(type(exc), exc, exc.__traceback__)
+    else:
+        await task_group.__aexit__(None, None, None)
 
 
 def _timeout(seconds: float | None) -> float:

@@ -26,6 +26,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import contextvars
+import functools
 import logging
 import math
 import os
@@ -1024,7 +1025,7 @@ class ASGI2WSGI:
         # Interpreter exit closes a forgotten instance; the hook holds only a weak
         # reference, and close() removes it.
         ref = weakref.ref(self)
-        self._atexit_hook = lambda: _close_at_exit(ref)
+        self._atexit_hook: Callable[[], None] = functools.partial(_close_at_exit, ref)
         atexit.register(self._atexit_hook)
         if hasattr(os, "register_at_fork"):
             os.register_at_fork(after_in_child=lambda: _after_fork_in_child(ref))
