@@ -981,7 +981,7 @@ class ASGI2WSGI:
         app: ASGIApp,
         backend: Literal["asyncio", "trio"] = "asyncio",
         backend_options: dict[str, Any] | None = None,
-        lifespan: LifespanMode = "auto",
+        lifespan: Literal["auto", "on", "off"] = "auto",
         max_request_body: int | None = None,
         wait_time: float | None = None,
         *,
