@@ -273,12 +273,11 @@ def memory_sample(name: str, size: int) -> tuple[float, float, float]:
         pid = int(conn.getresponse().read())
         conn.close()
         _transfer(port, 4 * MiB)  # warm every path up
-        idle = _vm(pid, "VmRSS")
-        baseline = _vm(pid, "VmHWM")
+        idle = _vm(pid, "VmRSS")  # the worker at rest, every code path loaded
         start = time.perf_counter()
         _transfer(port, size)
         elapsed = time.perf_counter() - start
-        growth = _vm(pid, "VmHWM") - baseline
+        growth = _vm(pid, "VmHWM") - idle  # the highest it ever went, above that
         return idle / 1024, growth / 1024, elapsed
 
 
