@@ -243,6 +243,25 @@ def test_context_variables_do_not_leak_between_requests(make: Make) -> None:
     assert seen == ["unset", "/one", "unset", "/two"]
 
 
+def test_the_wsgi_threads_context_does_not_reach_the_app(make: Make) -> None:
+    var: contextvars.ContextVar[str] = contextvars.ContextVar("wsgi_side", default="unset")
+    seen: list[str] = []
+
+    async def app(scope: Scope, receive: ASGIReceive, send: ASGISend) -> None:
+        if scope["type"] == "http":
+            seen.append(var.get())
+            await hello(scope, receive, send)
+
+    wsgi = make(app)
+    token = var.set("set in the WSGI thread")
+    try:
+        request(wsgi)
+        request(wsgi)
+    finally:
+        var.reset(token)
+    assert seen == ["unset", "unset"]
+
+
 # --- request bodies ----------------------------------------------------------------------
 
 

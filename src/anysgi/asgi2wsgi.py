@@ -131,11 +131,12 @@ class _Doorbell:
     def _wait_pipe(self) -> None:  # pragma: no cover - non-Linux
         os.read(self._read_fd, 512)
 
-    def close(self) -> None:
+    def close(self, _close: Callable[[int], None] = os.close) -> None:
+        # _close is bound at definition: at interpreter exit, module globals may be gone.
         if self._read_fd >= 0:
-            os.close(self._read_fd)
+            _close(self._read_fd)
             if self._write_fd != self._read_fd:  # pragma: no cover - non-Linux
-                os.close(self._write_fd)
+                _close(self._write_fd)
             self._read_fd = self._write_fd = -1
 
     # Only a doorbell nobody can ring any more is ever collected (one in the pool is
@@ -717,7 +718,7 @@ class _Worker:
 
     async def run(self, ex: _Exchange | None) -> None:
         rt = self.rt
-        base = contextvars.copy_context()
+        base = rt.base_context
         try:
             while True:
                 if ex is None:
@@ -765,6 +766,10 @@ class _Runtime:
         self.dead = False
         self.stopping = False
         self.all_idle: anyio.Event | None = None
+        # Each request runs in a copy of this: the context of the runtime's own task, made
+        # before any request ran (a worker's own context would be a copy of whichever
+        # WSGI thread's context posted the request that spawned it).
+        self.base_context = contextvars.Context()
         self._task_group: anyio.abc.TaskGroup | None = None
         self._stop: anyio.Event | None = None
         self._portal_cm: AbstractContextManager[BlockingPortal] | None = None
@@ -778,7 +783,11 @@ class _Runtime:
         cm = start_blocking_portal(backend, backend_options)
         portal = cm.__enter__()
         try:
-            self._serve_future, _ = portal.start_task(self._serve, name="ASGI2WSGI")
+            # From an empty context: the loop would otherwise copy that of the WSGI thread
+            # that happens to serve the first request, into every request after it.
+            self._serve_future, _ = contextvars.Context().run(
+                portal.start_task, self._serve, name="ASGI2WSGI"
+            )
         except BaseException:
             self.inbox.close()
             cm.__exit__(None, None, None)
@@ -811,6 +820,7 @@ class _Runtime:
     # --- in the loop -----------------------------------------------------------------------
 
     async def _serve(self, *, task_status: anyio.abc.TaskStatus[None]) -> None:
+        self.base_context = contextvars.copy_context()
         self._stop = anyio.Event()
         started = False
         try:
