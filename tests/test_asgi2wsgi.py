@@ -573,6 +573,38 @@ def test_app_returning_without_a_response_is_a_logged_500(
     assert any("without sending a response" in str(r.exc_info) for r in caplog.records)
 
 
+def test_system_exit_in_the_app_is_a_500_and_the_loop_lives_on(make: Make) -> None:
+    async def app(scope: Scope, receive: ASGIReceive, send: ASGISend) -> None:
+        if scope["type"] == "http" and scope["path"] == "/exit":
+            raise SystemExit(3)
+        await hello(scope, receive, send)
+
+    wsgi = make(app)
+    assert request(wsgi, "GET", "/exit").status_code == 500
+    assert request(wsgi).status_code == 200
+
+
+def test_a_failing_wsgi_input_is_a_disconnect(make: Make) -> None:
+    class Broken(io.RawIOBase):
+        def readable(self) -> bool:
+            return True
+
+        def read(self, size: int | None = -1) -> bytes:
+            raise OSError("connection reset by peer")
+
+    messages: list[Message] = []
+    done = threading.Event()
+    response = request(
+        make(echo_app(messages, done), read_chunk_size=10),
+        "POST",
+        wsgi_input=Broken(),
+        content_length="100",
+    )
+    assert response.status_code == 200
+    assert done.wait(TIMEOUT)
+    assert messages == [{"type": "http.disconnect"}]
+
+
 @pytest.mark.parametrize(
     "messages",
     [
@@ -901,6 +933,36 @@ def test_shutdown_failed_is_raised_by_close(make: Make) -> None:
 
 
 # --- lifecycle ---------------------------------------------------------------------------
+
+
+def test_close_waits_for_running_work_then_cancels_it(
+    make: Make, caplog: pytest.LogCaptureFixture
+) -> None:
+    finished = threading.Event()
+    cancelled = threading.Event()
+
+    async def app(scope: Scope, receive: ASGIReceive, send: ASGISend) -> None:
+        if scope["type"] != "http":
+            return
+        await hello(scope, receive, send)
+        try:
+            await anyio.sleep(0.05 if scope["path"] == "/short" else TIMEOUT)
+            finished.set()
+        except anyio.get_cancelled_exc_class():
+            cancelled.set()
+            raise
+
+    wsgi = make(app, shutdown_timeout=0.5)
+    request(wsgi, "GET", "/short")
+    wsgi.close()  # waits for /short's background work: it finishes
+    assert finished.is_set()
+
+    wsgi = make(app, shutdown_timeout=0.1)
+    request(wsgi, "GET", "/long")
+    with caplog.at_level(logging.WARNING, logger=LOGGER):
+        wsgi.close()  # gives up on /long after 0.1 s
+    assert cancelled.is_set()
+    assert any("cancelling 1 request" in r.getMessage() for r in caplog.records)
 
 
 def portal_threads() -> list[threading.Thread]:

@@ -912,11 +912,11 @@ class _Runtime:
         except anyio.get_cancelled_exc_class():
             ex.finish(None, cancelled=True)
             raise
-        except Exception as exc:  # noqa: BLE001 - reported by finish()
+        except BaseException as exc:  # noqa: BLE001 - reported (500 or log) by finish()
+            # SystemExit or KeyboardInterrupt raised by application code in the loop
+            # thread cannot stop the process from there; raised on, they would only take
+            # down every other request with this one. They are reported like any error.
             ex.finish(exc)
-        except BaseException as exc:
-            ex.finish(exc)
-            raise
         else:
             ex.finish(None)
 
