@@ -16,6 +16,7 @@ to PATH).
 from __future__ import annotations
 
 import os
+import signal
 import threading
 from urllib.parse import parse_qs
 
@@ -142,6 +143,12 @@ async def app(scope: Scope, receive: ASGIReceive, send: ASGISend) -> None:
         await marker.write_text(" ".join(seen))
     else:
         await _text(send, "Not Found", 404)
+
+
+# A server started from a non-interactive shell's background job inherits SIGINT ignored;
+# waitress is stopped with SIGINT (KeyboardInterrupt, then atexit hooks) in the tests.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def _before_fork() -> None:

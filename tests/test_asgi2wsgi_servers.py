@@ -202,3 +202,23 @@ def test_lifespan_shutdown_runs_when_the_worker_exits(server: Server) -> None:
     for pid in pids:
         assert lines.count(f"startup {pid}") == 1
         assert lines.count(f"shutdown {pid}") == 1
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_waitress_runs_lifespan_shutdown_on_sigint(backend: str, tmp_path: Path) -> None:
+    log = tmp_path / "lifespan.log"
+    port = free_port()
+    with run_server(
+        _argv("waitress", port),
+        name=f"waitress-exit-{backend}",
+        log_dir=tmp_path,
+        cwd=ROOT,
+        env={"ANYSGI_TEST_BACKEND": backend, "ANYSGI_TEST_LOG": str(log)},
+        ready=("127.0.0.1", port),
+        stop_signal=signal.SIGINT,
+    ) as process:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
+            assert client.get("/hello").text == "Hello, world!"
+        process.proc.send_signal(signal.SIGINT)
+        assert process.proc.wait(30) == 0
+    assert log.read_text().splitlines() == [f"startup {process.pid}", f"shutdown {process.pid}"]
