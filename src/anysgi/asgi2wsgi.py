@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal, cast, final
 
 import anyio
 import anyio.abc
+import anyio.lowlevel
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 
 from ._cgi import scope_from_environ, status_line
@@ -274,25 +275,32 @@ class _InContext:
     """Await a coroutine with each of its steps run in *context*.
 
     A worker task serves many requests, and a task's own context would carry context
-    variables from one request into the next. Each request gets a copy of the worker's
+    variables from one request into the next. Each request gets a copy of the runtime's
     pristine context instead, as if it had a task of its own. Yielded values, sent values
     and thrown exceptions (cancellation included) pass through untouched, so this works on
     every event loop.
+
+    It also marks the application's steps on the exchange: a doorbell rung during a step
+    is rung when the step ends (all the chunks of one step wake the WSGI thread once), or,
+    when the application has returned, by the worker (see :meth:`_Worker.run`).
     """
 
-    __slots__ = ("_context", "_coro")
+    __slots__ = ("_context", "_coro", "_ex")
 
-    def __init__(self, coro: Any, context: contextvars.Context) -> None:
+    def __init__(self, coro: Any, context: contextvars.Context, ex: _Exchange) -> None:
         self._coro = coro
         self._context = context
+        self._ex = ex
 
     def __await__(self) -> Generator[Any, Any, None]:
         run = self._context.run
         coro = self._coro
+        ex = self._ex
         send = coro.send
         value: Any = None
         error: BaseException | None = None
         while True:
+            ex._in_step = True
             try:
                 if error is None:
                     yielded = run(send, value)
@@ -301,6 +309,11 @@ class _InContext:
                     yielded = run(coro.throw, thrown)
             except StopIteration:
                 return
+            finally:
+                ex._in_step = False
+            if ex._ring_due:  # the application is about to wait: wake the WSGI thread now
+                ex._ring_due = False
+                ex.doorbell.ring()
             try:
                 value = yield yielded
             except GeneratorExit:
@@ -329,12 +342,14 @@ class _Exchange:
         "_end_event",
         "_gone",
         "_head_posted",
+        "_in_step",
         "_lock",
         "_pending",
         "_reading",
         "_received",
         "_recv_event",
         "_remaining",
+        "_ring_due",
         "_send_event",
         "_sender_waiting",
         "_started",
@@ -384,6 +399,8 @@ class _Exchange:
         self._gone = False
         self._app_done = False
         self._cancel_scope: anyio.CancelScope | None = None
+        self._in_step = False  # the application's own coroutine is running a step
+        self._ring_due = False  # the doorbell is to be rung once that step ends
         # both sides
         self._lock = threading.Lock()
         self._pending = 0
@@ -442,7 +459,7 @@ class _Exchange:
                 self._sender_waiting = wait
                 self.out.append((_BODY, body))
             self._head_posted = True
-            self.doorbell.ring()
+            self._ring()
             if wait:
                 event = self._send_event = anyio.Event()
                 await event.wait()
@@ -476,7 +493,20 @@ class _Exchange:
             self._head_posted = True
             if item[0] != _BODY:
                 self._closed_out = True
-        self.doorbell.ring()
+        self._ring()
+
+    def _ring(self) -> None:
+        # Within the application's own step, the ring waits for the step's end: sends
+        # from its other tasks (Django answers from a child task) ring at once.
+        if self._in_step:
+            self._ring_due = True
+        else:
+            self.doorbell.ring()
+
+    def flush_ring(self) -> None:
+        if self._ring_due:
+            self._ring_due = False
+            self.doorbell.ring()
 
     def _response_over(self) -> None:
         """The response is complete: receive() says http.disconnect from now on."""
@@ -523,6 +553,7 @@ class _Exchange:
 
     def finish(self, error: BaseException | None, *, cancelled: bool = False) -> None:
         """The application returned (or raised, or was cancelled): tell the WSGI side."""
+        self.flush_ring()
         self._app_done = True
         if self._end_event is not None:
             self._end_event.set()
@@ -700,6 +731,15 @@ class _ResponseBody:
 # --- the per-process runtime: loop thread, lifespan, workers ------------------------------
 
 
+# Let the WSGI thread just woken by a response run now, while this worker still counts as
+# draining, so that the request it brings next is picked up here without a hop. A system
+# call that releases the GIL: the scheduler then picks who runs.
+_yield_gil: Callable[[], None] = getattr(os, "sched_yield", lambda: None)
+
+#: Requests a worker runs back to back within one step before it lets other tasks run.
+_MAX_STREAK: Final = 8
+
+
 class _Worker:
     """A task in the loop that runs requests one after another."""
 
@@ -719,6 +759,8 @@ class _Worker:
     async def run(self, ex: _Exchange | None) -> None:
         rt = self.rt
         base = rt.base_context
+        incoming = rt.incoming
+        streak = 0  # requests run back to back without a checkpoint
         try:
             while True:
                 if ex is None:
@@ -729,12 +771,41 @@ class _Worker:
                     assert ex is not None
                 rt.busy += 1
                 try:
-                    await rt.run_request(ex, base.copy())
+                    error, cancelled = await rt.run_request(ex, base.copy())
                 finally:
                     rt.busy -= 1
                     if rt.busy == 0 and rt.all_idle is not None:
                         rt.all_idle.set()
-                ex = rt.pending.popleft() if rt.pending else None
+                # Say "draining" before the response's doorbell rings (in finish()): the
+                # WSGI thread it wakes may bring the next request at once, and then leaves
+                # it in `incoming` for this worker instead of waking the loop for it.
+                rt.draining += 1
+                try:
+                    ex.finish(error, cancelled=cancelled)
+                    if not incoming:
+                        _yield_gil()
+                    if streak >= _MAX_STREAK and incoming:
+                        # Requests taken this way never leave the worker's step: let the
+                        # loop's other tasks run now and then.
+                        streak = 0
+                        await anyio.lowlevel.checkpoint()
+                    try:
+                        ex = incoming.popleft()
+                        streak += 1
+                    except IndexError:
+                        ex = None
+                        streak = 0
+                finally:
+                    rt.draining -= 1
+                # Whoever queued a request while this worker counted as draining did not
+                # kick the loop (submit() checks `draining` after it appends): look again
+                # now that it is back to zero, and kick for any others.
+                if incoming:
+                    if ex is None:
+                        with contextlib.suppress(IndexError):
+                            ex = incoming.popleft()
+                    if incoming:
+                        rt.kick()
         finally:
             rt.workers -= 1
 
@@ -756,8 +827,12 @@ class _Runtime:
         self.send_buffer_size = owner.send_buffer_size
 
         self.inbox = _Inbox()
-        self.idle: deque[_Worker] = deque()  # popped by WSGI threads too
-        self.pending: deque[_Exchange] = deque()
+        # Requests waiting for a worker: appended by WSGI threads, taken in the loop.
+        self.incoming: deque[_Exchange] = deque()
+        self.idle: deque[_Worker] = deque()  # loop thread only
+        # Workers whose application has returned and that will look at `incoming` before
+        # they sleep (loop thread writes; WSGI threads read).
+        self.draining = 0
         self.inflight: set[_Exchange] = set()
         self.workers = 0
         self.busy = 0
@@ -873,42 +948,53 @@ class _Runtime:
             ex.fail(error)
         self.inflight.clear()
 
-    def dispatch(self, ex: _Exchange) -> None:
-        """Hand *ex* to a worker (loop thread)."""
+    def kick(self) -> None:
+        """Hand queued requests to idle or new workers (loop thread)."""
         if self.dead:
-            return  # torn down: the request has been failed already
-        try:
-            worker = self.idle.pop()  # WSGI threads pop too: no check-then-pop
-        except IndexError:
-            pass
-        else:
-            worker.wake(ex)
-            return
-        if self.max_concurrency is None or self.workers < self.max_concurrency:
-            assert self._task_group is not None
-            self.workers += 1
-            self._task_group.start_soon(_Worker(self).run, ex)
-        else:
-            self.pending.append(ex)
+            return  # torn down: the requests have been failed already
+        incoming = self.incoming
+        while incoming:
+            try:
+                worker = self.idle.pop()
+            except IndexError:
+                worker = None
+                if self.max_concurrency is not None and self.workers >= self.max_concurrency:
+                    return  # the busy workers take them as they finish
+            try:
+                ex = incoming.popleft()
+            except IndexError:
+                if worker is not None:
+                    self.idle.append(worker)
+                return
+            if worker is not None:
+                worker.wake(ex)
+            else:
+                assert self._task_group is not None
+                self.workers += 1
+                self._task_group.start_soon(_Worker(self).run, ex)
 
-    async def run_request(self, ex: _Exchange, context: contextvars.Context) -> None:
+    async def run_request(
+        self, ex: _Exchange, context: contextvars.Context
+    ) -> tuple[BaseException | None, bool]:
+        """Run the application for *ex*: return (its exception or None, cancelled?).
+
+        Reporting the outcome (:meth:`_Exchange.finish`) is the worker's, except when the
+        worker itself is cancelled (shutdown): then it is reported here, and re-raised.
+        """
         app = self.app
         try:
             coro: Any = context.run(app, ex.scope, ex.receive, ex.send)
             if type(coro) is not CoroutineType:
                 coro = coro.__await__()
             if self.wait_time is None:
-                await _InContext(coro, context)
+                await _InContext(coro, context, ex)
             else:
                 with anyio.CancelScope() as scope:
                     ex._cancel_scope = scope
-                    if ex._closed_out or ex._gone:  # pragma: no cover - defensive
-                        ex._start_wait_time()
-                    await _InContext(coro, context)
+                    await _InContext(coro, context, ex)
                 ex._cancel_scope = None
                 if scope.cancelled_caught:
-                    ex.finish(None, cancelled=True)
-                    return
+                    return None, True
         except anyio.get_cancelled_exc_class():
             ex.finish(None, cancelled=True)
             raise
@@ -916,21 +1002,19 @@ class _Runtime:
             # SystemExit or KeyboardInterrupt raised by application code in the loop
             # thread cannot stop the process from there; raised on, they would only take
             # down every other request with this one. They are reported like any error.
-            ex.finish(exc)
-        else:
-            ex.finish(None)
+            return exc, False
+        return None, False
 
     # --- WSGI side -----------------------------------------------------------------------
 
     def submit(self, ex: _Exchange) -> None:
         """Start *ex* in the loop (WSGI thread)."""
         self.inflight.add(ex)
-        try:
-            worker = self.idle.pop()
-        except IndexError:
-            self.inbox.post(self.dispatch, ex)
-        else:
-            self.inbox.post(worker.wake, ex)
+        self.incoming.append(ex)
+        # A draining worker looks at `incoming` after it stops counting as draining (see
+        # _Worker.run): with one about, the loop needs no wake-up.
+        if not self.draining:
+            self.inbox.post(self.kick)
 
 
 # --- the public class --------------------------------------------------------------------
