@@ -361,6 +361,7 @@ class _Exchange:
         "rt",
         "scope",
         "status",
+        "thread",
         "too_large",
         "wsgi_done",
     )
@@ -376,6 +377,7 @@ class _Exchange:
         self.rt = rt
         self.scope = scope
         self.environ = environ
+        self.thread = threading.get_ident()  # the WSGI thread serving it
         self.out: deque[tuple[int, Any]] = deque()
         self.doorbell = _take_doorbell()
         self.status = ""
@@ -733,8 +735,14 @@ class _ResponseBody:
 
 # Let the WSGI thread just woken by a response run now, while this worker still counts as
 # draining, so that the request it brings next is picked up here without a hop. A system
-# call that releases the GIL: the scheduler then picks who runs.
+# call that releases the GIL: the scheduler then picks who runs. It pays off when a WSGI
+# thread calls again at once (a client in the same process, a benchmark); behind a network
+# it mostly costs a context switch, so it is adaptive: a yield after which that same thread
+# has brought its next request earns credit, any other costs some, and without credit a
+# yield is only tried once every _YIELD_PROBE responses.
 _yield_gil: Callable[[], None] = getattr(os, "sched_yield", lambda: None)
+_YIELD_CREDIT_MAX: Final = 8
+_YIELD_PROBE: Final = 64
 
 #: Requests a worker runs back to back within one step before it lets other tasks run.
 _MAX_STREAK: Final = 8
@@ -783,7 +791,15 @@ class _Worker:
                 try:
                     ex.finish(error, cancelled=cancelled)
                     if not incoming:
-                        _yield_gil()
+                        rt.responses += 1
+                        credit = rt.yield_credit
+                        if credit > 0 or rt.responses % _YIELD_PROBE == 0:
+                            thread = ex.thread
+                            _yield_gil()
+                            if incoming and incoming[-1].thread == thread:
+                                rt.yield_credit = min(credit + 2, _YIELD_CREDIT_MAX)
+                            elif credit > 0:
+                                rt.yield_credit = credit - 1
                     if streak >= _MAX_STREAK and incoming:
                         # Requests taken this way never leave the worker's step: let the
                         # loop's other tasks run now and then.
@@ -833,6 +849,8 @@ class _Runtime:
         # Workers whose application has returned and that will look at `incoming` before
         # they sleep (loop thread writes; WSGI threads read).
         self.draining = 0
+        self.yield_credit = _YIELD_CREDIT_MAX  # see _yield_gil
+        self.responses = 0
         self.inflight: set[_Exchange] = set()
         self.workers = 0
         self.busy = 0
