@@ -946,17 +946,20 @@ class _Runtime:
             self._teardown()
 
     async def _drain(self) -> None:
-        """Give running requests up to shutdown_timeout to finish."""
-        if self.busy == 0:
+        """Give running and queued requests up to shutdown_timeout to finish."""
+        if self.busy == 0 and not self.incoming:
             return
         self.all_idle = anyio.Event()
         timeout = math.inf if self.shutdown_timeout is None else self.shutdown_timeout
         with anyio.move_on_after(timeout):
-            while self.busy:
+            while self.busy or self.incoming:
                 await self.all_idle.wait()
                 self.all_idle = anyio.Event()
-        if self.busy:
-            logger.warning("ASGI2WSGI: cancelling %d request(s) still running", self.busy)
+        if self.busy or self.incoming:
+            logger.warning(
+                "ASGI2WSGI: cancelling %d request(s) still running",
+                self.busy + len(self.incoming),
+            )
 
     def _teardown(self) -> None:
         self.dead = True
