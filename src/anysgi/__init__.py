@@ -8,5 +8,6 @@ from __future__ import annotations
 
 from ._version import __version__ as __version__
 from .asgi2wsgi import ASGI2WSGI as ASGI2WSGI
+from .wsgi2asgi import WSGI2ASGI as WSGI2ASGI
 
-__all__ = ("ASGI2WSGI", "__version__")
+__all__ = ("ASGI2WSGI", "WSGI2ASGI", "__version__")
