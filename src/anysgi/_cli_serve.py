@@ -233,10 +233,10 @@ def _error(message: str) -> None:
 
 def run_serve(args: argparse.Namespace) -> int:
     """Run ``anysgi serve`` with parsed *args*; return the exit status."""
+    from ._errors import LifespanError
     from ._importer import AppImportError, detect_interface, import_app
     from .fastcgi._binds import BindError, parse_bind
     from .fastcgi._config import ServerConfig
-    from .fastcgi._lifespan_shim import LifespanError
     from .fastcgi.server import _as_asgi, _open_sockets, run_config
 
     _setup_logging(args)

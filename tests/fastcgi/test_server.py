@@ -12,10 +12,10 @@ from typing import Any
 import anyio
 import pytest
 
+from anysgi._errors import LifespanError
 from anysgi.fastcgi import protocol as p
 from anysgi.fastcgi._config import ServerConfig
 from anysgi.fastcgi._handler import tune_socket
-from anysgi.fastcgi._lifespan_shim import LifespanError
 from anysgi.fastcgi.protocol._records import parse_records
 
 from ._helpers import Client, connected, echo_app, in_memory, params, read_body, running_server

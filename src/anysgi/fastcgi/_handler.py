@@ -17,7 +17,7 @@ Backpressure, both ways (see :doc:`/discussion/backpressure`):
 Ending things:
 
 * ABORT_REQUEST: the application sees ``http.disconnect`` and its later ``send()`` calls raise
-  :class:`ClientDisconnected`; END_REQUEST goes out at once, as spec 5.4 asks.
+  :class:`ClientDisconnectedError`; END_REQUEST goes out at once, as spec 5.4 asks.
 * the peer closes the connection (nginx's way of aborting): the same, minus END_REQUEST.
 * FCGI_KEEP_CONN unset: after the request's END_REQUEST the server shuts down its sending
   side and reads until the peer closes (a "lingering close": closing with unread input would
@@ -40,6 +40,7 @@ import anyio
 import anyio.abc
 
 from anysgi._cgi import CGIResponseError, cgi_response_head, scope_from_params
+from anysgi._errors import ClientDisconnectedError
 
 from . import protocol
 from .protocol import (
@@ -67,7 +68,7 @@ if TYPE_CHECKING:
     from ._config import ServerConfig
     from ._io import Stream
 
-__all__ = ("ClientDisconnected", "ConnectionHandler", "tune_socket")
+__all__ = ("ConnectionHandler", "tune_socket")
 
 logger = logging.getLogger("anysgi.fastcgi")
 access_logger = logging.getLogger("anysgi.access")
@@ -85,14 +86,6 @@ _GET_VALUES_KNOWN: Final = (
 )
 _DISCONNECT: Final = {"type": "http.disconnect"}
 _STREAM_GONE: Final = (OSError, anyio.BrokenResourceError, anyio.ClosedResourceError)
-
-
-class ClientDisconnected(OSError):  # noqa: N818 (named like Starlette's and uvicorn's)
-    """``send()`` after the web server aborted the request or closed the connection.
-
-    The ASGI HTTP spec asks servers to raise an :class:`OSError` subclass here, so that
-    frameworks stop producing a response nobody will read.
-    """
 
 
 def tune_socket(sock: socket.socket) -> None:
@@ -212,7 +205,7 @@ class _Request:
                 )
             if self.ended:
                 if self.disconnected:
-                    raise ClientDisconnected("the web server aborted this request")
+                    raise ClientDisconnectedError("the web server aborted this request")
                 raise RuntimeError("ASGI message http.response.body sent after the response ended")
             body = message.get("body", b"")
             if not message.get("more_body", False) and not self.disconnected:
@@ -474,23 +467,23 @@ class ConnectionHandler:
 
     async def _write(self, data: bytes) -> None:
         if self.broken:
-            raise ClientDisconnected("the web server closed the connection")
+            raise ClientDisconnectedError("the web server closed the connection")
         try:
             await self.stream.send(data)
         except _STREAM_GONE as exc:
             if not self.broken:
                 logger.debug("writing to %s failed: %r", self.peer, exc)
                 self._connection_lost()
-            raise ClientDisconnected("the web server closed the connection") from exc
+            raise ClientDisconnectedError("the web server closed the connection") from exc
 
     async def _write_or_lose(self, data: bytes) -> None:
         # A failure means the peer is gone, which the reader sees next.
-        with contextlib.suppress(ClientDisconnected):
+        with contextlib.suppress(ClientDisconnectedError):
             await self._write(data)
 
     async def write_body(self, request: _Request, body: bytes, more_body: bool) -> None:
         if request.disconnected:
-            raise ClientDisconnected("the web server aborted this request")
+            raise ClientDisconnectedError("the web server aborted this request")
         head = request.head
         if head is not None:
             if not body and more_body:
@@ -595,7 +588,7 @@ class ConnectionHandler:
                 with anyio.CancelScope(deadline=deadline) as cancel_scope:
                     request.cancel_scope = cancel_scope
                     await self.app(scope, request.receive, request.send)
-        except ClientDisconnected:
+        except ClientDisconnectedError:
             if not request.disconnected:
                 raise
             logger.debug("request %d from %s: client went away", request.request_id, self.peer)
@@ -674,7 +667,7 @@ class ConnectionHandler:
             return
         request.status = status
         request.head = None
-        with contextlib.suppress(ClientDisconnected):
+        with contextlib.suppress(ClientDisconnectedError):
             await self.end_request(request, _simple_response(status, text))
 
     def _log_access(self, request: _Request, duration: float) -> None:

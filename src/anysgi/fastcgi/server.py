@@ -31,12 +31,12 @@ import anyio
 import anyio.abc
 
 from anysgi._importer import Interface, detect_interface
+from anysgi._lifespan import LifespanManager
 
 from ._binds import OpenSocket, describe, fd_is_listening_socket, open_socket, parse_bind
 from ._config import DEFAULT_BIND, LifespanMode, ServerConfig, web_server_addrs_from_env
 from ._handler import ConnectionHandler, tune_socket
 from ._io import SocketIO
-from ._lifespan_shim import LifespanManager
 from .protocol import (
     DEFAULT_MAX_CONCURRENT_REQUESTS,
     DEFAULT_MAX_PARAMS_SIZE,
