@@ -21,13 +21,20 @@ nitpicky = True
 # Names from the typing world that autodoc cannot link anywhere.
 nitpick_ignore_regex = [
     (r"py:.*", r"anysgi\._types\..*"),
+    # The same aliases where autodoc keeps their bare name (a class's __init__ signature).
+    (r"py:class", r"(ASGIApp|WSGIApp|Environ|StartResponse|Scope|Message)"),
     (r"py:class", r"_io\..*"),
 ]
 
 autodoc_member_order = "bysource"
 autodoc_typehints = "description"
 autodoc_preserve_defaults = True
-autodoc_type_aliases: dict[str, str] = {}
+autodoc_type_aliases: dict[str, str] = {
+    # Typing aliases used in public signatures: shown by name, left unlinked (see above).
+    "ASGIApp": "anysgi._types.ASGIApp",
+    "Environ": "anysgi._types.Environ",
+    "StartResponse": "anysgi._types.StartResponse",
+}
 
 # No intersphinx: builds must work offline (CI has no internet beyond package
 # registries), so names from the standard library, anyio and httpx are not linked.

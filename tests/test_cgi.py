@@ -593,3 +593,16 @@ def test_scope_environ_scope_round_trip(scope: dict[str, Any]) -> None:
         sep = b"; " if name == b"cookie" else b", "
         joined[name] = joined[name] + sep + value if name in joined else value
     assert sorted(again["headers"]) == sorted(joined.items())
+
+
+def test_name_caches_stay_bounded_and_correct() -> None:
+    # A client sending ever new header names must not grow the caches without bound.
+    for i in range(1500):
+        name = f"x-h{i}".encode()
+        scope = scope_from_params({b"HTTP_X_H%d" % i: b"v"})
+        assert scope["headers"] == [(name, b"v")]
+        environ = environ_from_scope(base_scope(headers=[(name, b"v")]))
+        assert environ[f"HTTP_X_H{i}"] == "v"
+        assert scope_from_environ(environ)["headers"] == [(name, b"v")]
+    for cache in (_cgi._HEADER_NAMES, _cgi._ENVIRON_KEYS, _cgi._WSGI_HEADER_NAMES):
+        assert 0 < len(cache) <= _cgi._NAME_CACHE_MAX

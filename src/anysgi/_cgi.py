@@ -23,7 +23,7 @@ from __future__ import annotations
 import http
 import re
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import quote_from_bytes, unquote_to_bytes
 
 if TYPE_CHECKING:
@@ -179,7 +179,6 @@ def scope_from_params(
     """
     get = params.get
     script_name = get(b"SCRIPT_NAME", b"")
-    path_info = get(b"PATH_INFO", b"")
     request_uri = get(b"REQUEST_URI")
     query: bytes | None = get(b"QUERY_STRING")
 
@@ -187,11 +186,11 @@ def scope_from_params(
         raw_path, uri_query = _split_request_uri(request_uri)
         if query is None:
             query = uri_query
-        path = _path_from_bytes(unquote_to_bytes(raw_path))
+        path = _path_from_bytes(unquote_to_bytes(raw_path) if b"%" in raw_path else raw_path)
         mount = _path_from_bytes(script_name).rstrip("/")
         root_path = mount if mount and path.startswith(mount + "/") else ""
     else:
-        full = script_name + path_info
+        full = script_name + get(b"PATH_INFO", b"")
         raw_path = quote_from_bytes(full, safe=_PATH_SAFE).encode("ascii")
         path = _path_from_bytes(full)
         root_path = _path_from_bytes(script_name).rstrip("/")
@@ -202,31 +201,30 @@ def scope_from_params(
         raw_path = raw_path or b"/"
 
     headers: list[tuple[bytes, bytes]] = []
-    content_type = content_length = None
+    append = headers.append
+    header_names = _HEADER_NAMES
     for name, value in params.items():
-        if name[:5] == b"HTTP_":
-            if name == b"HTTP_CONTENT_TYPE":
-                content_type = content_type or value
-            elif name == b"HTTP_CONTENT_LENGTH":
-                content_length = content_length or value
-            else:
-                headers.append((name[5:].lower().replace(b"_", b"-"), value))
-        elif name == b"CONTENT_TYPE":
-            # nginx's stock fastcgi_params send CONTENT_TYPE and CONTENT_LENGTH as empty
-            # strings on a GET: that means "no such header", not an empty header.
-            content_type = value or content_type
-        elif name == b"CONTENT_LENGTH":
-            content_length = value or content_length
+        header = header_names.get(name)
+        if header is None:
+            header = _header_name(name)
+        if header:
+            append((header, value))
+    # nginx sends both CONTENT_TYPE and HTTP_CONTENT_TYPE (and the same for the length), and
+    # its stock fastcgi_params send CONTENT_TYPE and CONTENT_LENGTH as empty strings on a
+    # GET: that means "no such header", not an empty header.
+    content_type = get(b"CONTENT_TYPE") or get(b"HTTP_CONTENT_TYPE")
     if content_type:
-        headers.append((b"content-type", content_type))
+        append((b"content-type", content_type))
+    content_length = get(b"CONTENT_LENGTH") or get(b"HTTP_CONTENT_LENGTH")
     if content_length:
-        headers.append((b"content-length", content_length))
+        append((b"content-length", content_length))
 
-    https = get(b"HTTPS", b"").lower()
-    if https in (b"on", b"1"):
+    https = get(b"HTTPS")
+    if https and https.lower() in (b"on", b"1"):
         scheme = "https"
     else:
-        scheme = get(b"REQUEST_SCHEME", b"http").decode("latin-1").lower() or "http"
+        request_scheme = get(b"REQUEST_SCHEME", b"http")
+        scheme = _SCHEMES.get(request_scheme) or request_scheme.decode("latin-1").lower() or "http"
 
     remote_addr = get(b"REMOTE_ADDR")
     client = (
@@ -235,13 +233,14 @@ def scope_from_params(
     server_host = get(b"SERVER_ADDR") or get(b"SERVER_NAME")
     server = (server_host.decode("latin-1"), _port(get(b"SERVER_PORT"))) if server_host else None
 
+    protocol = get(b"SERVER_PROTOCOL", b"HTTP/1.1")
+    method = get(b"REQUEST_METHOD", b"GET")
     return {
         "type": "http",
         "asgi": {"version": "3.0", "spec_version": "2.4"},
-        "http_version": http_version_from_protocol(
-            get(b"SERVER_PROTOCOL", b"HTTP/1.1").decode("latin-1")
-        ),
-        "method": get(b"REQUEST_METHOD", b"GET").decode("latin-1").upper(),
+        "http_version": _HTTP_VERSIONS_BYTES.get(protocol)
+        or http_version_from_protocol(protocol.decode("latin-1")),
+        "method": _METHODS.get(method) or method.decode("latin-1").upper(),
         "scheme": scheme,
         "path": path,
         "raw_path": raw_path,
@@ -252,6 +251,31 @@ def scope_from_params(
         "server": server,
         "extensions": {"fastcgi": {"params": dict(params)}},
     }
+
+
+# Per-request work is cut by remembering what each param name means: the params a front end
+# sends are the same few dozen names on every request.
+_SCHEMES: Final = {b"http": "http", b"https": "https"}
+_METHODS: Final = {
+    m: m.decode("ascii")
+    for m in (b"GET", b"HEAD", b"POST", b"PUT", b"DELETE", b"PATCH", b"OPTIONS")
+}
+_HTTP_VERSIONS_BYTES: Final = {k.encode("ascii"): v for k, v in _HTTP_VERSIONS.items()}
+#: Param name -> ASGI header name (``b""``: not a header). Bounded: a client cannot grow it
+#: past this many names by sending headers with ever new names.
+_HEADER_NAMES: Final[dict[bytes, bytes]] = {}
+
+
+def _header_name(name: bytes) -> bytes:
+    """``HTTP_X_FORWARDED_FOR`` -> ``x-forwarded-for``; other params (and the content
+    headers, taken from ``CONTENT_TYPE``/``CONTENT_LENGTH``) -> ``b""``."""
+    if name[:5] != b"HTTP_" or name in (b"HTTP_CONTENT_TYPE", b"HTTP_CONTENT_LENGTH"):
+        header = b""
+    else:
+        header = name[5:].lower().replace(b"_", b"-")
+    if len(_HEADER_NAMES) < _NAME_CACHE_MAX:
+        _HEADER_NAMES[name] = header
+    return header
 
 
 # --- ASGI scope -> WSGI environ ------------------------------------------------------------
@@ -301,17 +325,13 @@ def environ_from_scope(scope: Mapping[str, Any]) -> Environ:
         uri = raw_path + b"?" + query_string if query_string else raw_path
         environ["REQUEST_URI"] = uri.decode("latin-1")
 
-    host_header: bytes | None = None
+    keys = _ENVIRON_KEYS
     for name, value in scope.get("headers", ()):
-        if b"_" in name:
+        key = keys.get(name)
+        if key is None:
+            key = _environ_key(name)
+        if not key:
             continue
-        key = name.decode("latin-1").upper().replace("-", "_")
-        if key == "CONTENT_TYPE" or key == "CONTENT_LENGTH":
-            pass
-        else:
-            if key == "HOST":
-                host_header = value
-            key = "HTTP_" + key
         text = value.decode("latin-1")
         previous = environ.get(key)
         if previous is not None:
@@ -319,10 +339,10 @@ def environ_from_scope(scope: Mapping[str, Any]) -> Environ:
         environ[key] = text
 
     server = scope.get("server")
+    host_text = environ.get("HTTP_HOST")
     if server:
         host, port = server[0], server[1]
-    elif host_header:
-        host_text = host_header.decode("latin-1")
+    elif host_text:
         host, sep, port_text = host_text.rpartition(":")
         if not sep or "]" in port_text:  # no port, or a bare IPv6 literal
             host, port = host_text, None
@@ -368,17 +388,20 @@ def scope_from_environ(environ: Mapping[str, Any]) -> HTTPScope:
         raw_path = raw_path or b"/"
 
     headers: list[tuple[bytes, bytes]] = []
-    content_type = environ.get("CONTENT_TYPE") or environ.get("HTTP_CONTENT_TYPE")
-    content_length = environ.get("CONTENT_LENGTH") or environ.get("HTTP_CONTENT_LENGTH")
+    append = headers.append
+    names = _WSGI_HEADER_NAMES
     for key, value in environ.items():
-        if key[:5] == "HTTP_" and key != "HTTP_CONTENT_TYPE" and key != "HTTP_CONTENT_LENGTH":
-            headers.append(
-                (key[5:].lower().replace("_", "-").encode("latin-1"), value.encode("latin-1"))
-            )
+        name = names.get(key)
+        if name is None:
+            name = _wsgi_header_name(key)
+        if name:
+            append((name, value.encode("latin-1")))
+    content_type = environ.get("CONTENT_TYPE") or environ.get("HTTP_CONTENT_TYPE")
     if content_type:
-        headers.append((b"content-type", content_type.encode("latin-1")))
+        append((b"content-type", content_type.encode("latin-1")))
+    content_length = environ.get("CONTENT_LENGTH") or environ.get("HTTP_CONTENT_LENGTH")
     if content_length:
-        headers.append((b"content-length", content_length.encode("latin-1")))
+        append((b"content-length", content_length.encode("latin-1")))
 
     remote_addr = environ.get("REMOTE_ADDR")
     server_name = environ.get("SERVER_NAME")
@@ -397,6 +420,42 @@ def scope_from_environ(environ: Mapping[str, Any]) -> HTTPScope:
         "server": (server_name, _port(environ.get("SERVER_PORT"))) if server_name else None,
         "extensions": {"wsgi": {"environ": environ}},
     }
+
+
+# --- name caches ---------------------------------------------------------------------------
+# Every request carries the same few dozen header names, so what each one becomes is worked
+# out once. The caches are bounded: a client sending ever new names only stops them growing.
+
+_NAME_CACHE_MAX: Final = 1024
+#: ASGI header name -> environ key (``""``: dropped).
+_ENVIRON_KEYS: Final[dict[bytes, str]] = {}
+#: environ key -> ASGI header name (``b""``: not a header, or a content header).
+_WSGI_HEADER_NAMES: Final[dict[str, bytes]] = {}
+
+
+def _environ_key(name: bytes) -> str:
+    """``b"x-forwarded-for"`` -> ``"HTTP_X_FORWARDED_FOR"``; ``b"content-type"`` ->
+    ``"CONTENT_TYPE"``; a name holding ``_`` -> ``""`` (see :func:`environ_from_scope`)."""
+    if b"_" in name:
+        key = ""
+    else:
+        key = name.decode("latin-1").upper().replace("-", "_")
+        if key != "CONTENT_TYPE" and key != "CONTENT_LENGTH":
+            key = "HTTP_" + key
+    if len(_ENVIRON_KEYS) < _NAME_CACHE_MAX:
+        _ENVIRON_KEYS[name] = key
+    return key
+
+
+def _wsgi_header_name(key: str) -> bytes:
+    """``"HTTP_X_A"`` -> ``b"x-a"``; any other key (and the HTTP_CONTENT_* pair) -> ``b""``."""
+    if key[:5] != "HTTP_" or key == "HTTP_CONTENT_TYPE" or key == "HTTP_CONTENT_LENGTH":
+        name = b""
+    else:
+        name = key[5:].lower().replace("_", "-").encode("latin-1")
+    if len(_WSGI_HEADER_NAMES) < _NAME_CACHE_MAX:
+        _WSGI_HEADER_NAMES[key] = name
+    return name
 
 
 # --- CGI response header blocks ------------------------------------------------------------

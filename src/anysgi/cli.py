@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
+from . import _cli_request, _cli_serve
 from ._version import __version__
 
 
@@ -14,7 +15,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run any Python web app behind any server: ASGI, WSGI and FastCGI.",
     )
     parser.add_argument("--version", action="version", version=f"anysgi {__version__}")
-    parser.add_subparsers(dest="command", metavar="COMMAND")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    _cli_request.add_parser(subparsers)
+    _cli_serve.add_parser(subparsers)
     return parser
 
 
@@ -25,4 +28,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
+    handler = getattr(args, "handler", None)
+    if handler is not None:
+        return int(handler(args))
     raise AssertionError(f"unhandled command {args.command!r}")  # pragma: no cover

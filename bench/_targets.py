@@ -1,0 +1,116 @@
+"""Backends the server benchmark starts, one per process: ``python -m bench._targets NAME ADDR``.
+
+Each serves the same hello-world (or 1 GiB up/down) application so that only the server
+differs. ``ADDR`` is ``host:port``.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+HELLO = b"Hello, world!"
+HEADERS = [(b"content-type", b"text/plain"), (b"content-length", b"13")]
+DOWNLOAD_CHUNK = b"x" * (256 * 1024)
+DOWNLOAD_SIZE = 1024**3
+
+
+async def asgi_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    if scope["type"] == "lifespan":
+        while True:
+            message = await receive()
+            await send({"type": message["type"] + ".complete"})
+            if message["type"] == "lifespan.shutdown":
+                return
+    path = scope["path"]
+    if path.endswith("/upload"):
+        total = 0
+        more = True
+        while more:
+            message = await receive()
+            total += len(message.get("body", b""))
+            more = message.get("more_body", False)
+        body = b"%d" % total
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-length", b"%d" % len(body))],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+        return
+    if path.endswith("/download"):
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-length", b"%d" % DOWNLOAD_SIZE)],
+            }
+        )
+        for _ in range(DOWNLOAD_SIZE // len(DOWNLOAD_CHUNK)):
+            await send({"type": "http.response.body", "body": DOWNLOAD_CHUNK, "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
+        return
+    await send({"type": "http.response.start", "status": 200, "headers": HEADERS})
+    await send({"type": "http.response.body", "body": HELLO})
+
+
+def wsgi_app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "13")])
+    return [HELLO]
+
+
+def main(argv: list[str]) -> None:
+    name, addr = argv[0], argv[1]
+    host, _, port = addr.rpartition(":")
+    if name.startswith("anysgi"):
+        from anysgi import fastcgi
+
+        _, interface, loop = name.split("-")
+        app = asgi_app if interface == "asgi" else wsgi_app
+        options = {"use_uvloop": True} if loop == "uvloop" else None
+        fastcgi.run(
+            app,
+            bind=addr,
+            backend="trio" if loop == "trio" else "asyncio",
+            backend_options=options,
+            interface="asgi" if interface == "asgi" else "wsgi",
+        )
+    elif name in ("fcgisgi-asgi", "fcgisgi-asgi-uvloop"):
+        import asyncio
+
+        import fcgisgi
+
+        if name.endswith("uvloop"):
+            import uvloop
+
+            asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+        asyncio.run(fcgisgi.run_asgi_server(asgi_app, (host, int(port))))
+    elif name == "fcgisgi-wsgi":
+        import asyncio
+
+        import fcgisgi
+
+        asyncio.run(fcgisgi.run_wsgi_server(wsgi_app, (host, int(port))))
+    elif name == "flup":
+        from flup.server.fcgi import WSGIServer
+
+        WSGIServer(wsgi_app, bindAddress=(host, int(port))).run()
+    elif name == "uvicorn":
+        import uvicorn
+
+        uvicorn.run(
+            asgi_app,
+            host=host,
+            port=int(port),
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+        )
+    else:
+        raise SystemExit(f"unknown target {name!r}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
