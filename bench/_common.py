@@ -1,4 +1,5 @@
-"""Shared benchmark helpers: repetitions, medians, ratios, a load generator, CPU pinning.
+"""Shared benchmark helpers: repetitions, medians, ratios, a load generator, CPU pinning,
+loopback ports for the servers a benchmark starts.
 
 Benchmarks on two cores are noisy (about 10% run to run), so every figure is the median of
 several interleaved repetitions, and peers are always measured in the same run and reported
@@ -10,8 +11,10 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import socket
 import statistics
 import subprocess
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -59,6 +62,31 @@ def pinned(argv: Sequence[str], cpu: int | None) -> list[str]:
     if cpu is None or shutil.which("taskset") is None or (os.cpu_count() or 1) < 2:
         return list(argv)
     return ["taskset", "-c", str(cpu), *argv]
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on now, on 127.0.0.1."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
+    """Return once something accepts connections on 127.0.0.1:*port*.
+
+    Raises if *proc* (the server that should be listening) exits first, or after *timeout*.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{proc.args!r} exited with {proc.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"nothing listens on {port}") from None
+            time.sleep(0.05)
 
 
 _WRK_RPS = re.compile(r"Requests/sec:\s+([0-9.]+)")

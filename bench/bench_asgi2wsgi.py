@@ -22,14 +22,13 @@ import http.client
 import io
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from ._common import Figure, interleave, pinned, report, wrk
+from ._common import Figure, free_port, interleave, pinned, report, wait_port, wrk
 
 ROOT = Path(__file__).parent.parent
 QUICK = os.environ.get("ASGI2WSGI_BENCH_QUICK") == "1"
@@ -157,30 +156,10 @@ def _env() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": os.pathsep.join(path)}
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _wait_for(port: int, proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"nothing listens on {port}") from None
-            time.sleep(0.05)
-
-
 @contextlib.contextmanager
 def serving(server: str, name: str, *, cpu: int | None = 0) -> Iterator[int]:
     """Run *server* ("gthread", "sync" or "waitress") with candidate *name*; yield the port."""
-    port = _free_port()
+    port = free_port()
     target = f"bench._asgi2wsgi_app:{name}"
     if server == "waitress":
         argv = ["waitress", "--threads=8", f"--listen=127.0.0.1:{port}", target]
@@ -199,7 +178,7 @@ def serving(server: str, name: str, *, cpu: int | None = 0) -> Iterator[int]:
         stderr=subprocess.DEVNULL,
     )
     try:
-        _wait_for(port, proc)
+        wait_port(port, proc)
         yield port
     finally:
         with contextlib.suppress(ProcessLookupError):

@@ -33,7 +33,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -41,7 +40,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from ._common import Figure, interleave, pinned, report
+from ._common import Figure, free_port, interleave, pinned, report, wait_port
 
 _WRK_RPS = re.compile(r"Requests/sec:\s+([0-9.]+)")
 _WRK_ERRORS = re.compile(r"(Socket errors:.*|Non-2xx or 3xx responses:.*)")
@@ -67,23 +66,6 @@ ROOT = Path(__file__).resolve().parents[1]
 GiB = 1024**3
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{proc.args!r} exited with {proc.returncode}")
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5):
-            return
-        time.sleep(0.05)
-    raise TimeoutError(f"nothing listens on {port}")
-
-
 @contextlib.contextmanager
 def _process(
     argv: list[str], log: Path, port: int | None = None
@@ -94,7 +76,7 @@ def _process(
         )
     try:
         if port is not None:
-            _wait_port(port, proc)
+            wait_port(port, proc)
         yield proc
     finally:
         if proc.poll() is None:
@@ -179,8 +161,8 @@ def _throughput(run_dir: Path, seconds: int, rounds: int) -> None:
     have_flup = importlib.util.find_spec("flup") is not None
     if not have_flup:
         targets.remove("flup")
-    ports = {name: _free_port() for name in [*targets, "uvicorn"]}
-    http_port = _free_port()
+    ports = {name: free_port() for name in [*targets, "uvicorn"]}
+    http_port = free_port()
     python = sys.executable
     with contextlib.ExitStack() as stack:
         procs = {}
@@ -245,8 +227,8 @@ def _throughput(run_dir: Path, seconds: int, rounds: int) -> None:
 def _memory(run_dir: Path) -> None:
     import httpx
 
-    port = _free_port()
-    http_port = _free_port()
+    port = free_port()
+    http_port = free_port()
     argv = pinned(
         [sys.executable, "-m", "bench._targets", "anysgi-asgi-asyncio", f"127.0.0.1:{port}"], 0
     )

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import functools
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -26,7 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ._common import Figure, interleave, pinned, report, wrk
+from ._common import Figure, free_port, interleave, pinned, report, wait_port, wrk
 
 ROOT = Path(__file__).parent.parent
 REPS = int(os.environ.get("W2A_REPS", "5"))
@@ -115,26 +114,6 @@ def bench_inprocess() -> dict[str, Figure]:
 # --- 2. under real servers ------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _wait_port(port: int, proc: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 30
-    while True:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
-
-
 #: uvicorn's stacks: plain asyncio with h11 (pure Python), and uvicorn[standard]'s
 #: uvloop with httptools, whose parsing costs less, so the adapters weigh more.
 UVICORN_STACKS = {"uvicorn": ("uvloop", "httptools"), "uvicorn-h11": ("asyncio", "h11")}
@@ -144,7 +123,7 @@ class Server:
     """One server process serving ``bench.wsgi2asgi_apps:app`` with the given candidate."""
 
     def __init__(self, server: str, candidate: str) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         if server.startswith("uvicorn"):
             loop, http = UVICORN_STACKS[server]
             argv = ["-m", "uvicorn", "--port", str(self.port), "--log-level", "warning",
@@ -157,7 +136,7 @@ class Server:
         self.proc = subprocess.Popen(
             pinned([sys.executable, *argv], 0), cwd=ROOT, env=env, stdout=subprocess.DEVNULL
         )
-        _wait_port(self.port, self.proc)
+        wait_port(self.port, self.proc)
         self.url = f"http://127.0.0.1:{self.port}"
 
     def close(self) -> None:
