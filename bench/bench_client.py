@@ -14,10 +14,10 @@ Peers, in the same run:
 * php-fpm's ping (answered by php-fpm in C, no PHP runs): ``FastCGITransport`` in
   ``httpx.AsyncClient`` (asyncio and trio) and ``httpx.Client``, the low-level clients,
   and Debian's ``cgi-fcgi`` started once per request, which is how it is used in scripts.
-* One tiny ASGI app (``app`` below) served twice: over FastCGI by fcgisgi (anysgi's own
-  server had not landed when this was written), reached through ``FastCGITransport``; and
-  over HTTP by uvicorn (uvloop and httptools), reached through httpx's own transport.
-  Bar: the FastCGI round trip costs less than the HTTP one.
+* One tiny ASGI app (``app`` below) served three times: over FastCGI by anysgi's own server
+  and by fcgisgi, reached through ``FastCGITransport``; and over HTTP by uvicorn (uvloop and
+  httptools), reached through httpx's own transport. Bar: the FastCGI round trip costs less
+  than the HTTP one.
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -39,7 +38,7 @@ import httpx
 
 from anysgi.fastcgi.client import AsyncFastCGIClient, FastCGIClient, FastCGITransport, cgi_params
 
-from ._common import Figure, interleave, pinned, report
+from ._common import Figure, free_port, interleave, pinned, report, wait_port
 
 REQUESTS = 1000
 CGI_FCGI_REQUESTS = 100
@@ -75,26 +74,6 @@ async def app(
 # --- servers ------------------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _wait_for(port: int, proc: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 30
-    while True:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{proc.args!r} exited with {proc.returncode}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
-
-
 @contextlib.contextmanager
 def _process(argv: list[str], port: int, log: Path) -> Iterator[None]:
     with open(log, "wb") as out:
@@ -102,7 +81,7 @@ def _process(argv: list[str], port: int, log: Path) -> Iterator[None]:
             pinned(argv, SERVER_CPU), stdout=out, stderr=subprocess.STDOUT, start_new_session=True
         )
     try:
-        _wait_for(port, proc)
+        wait_port(port, proc)
         yield
     finally:
         with contextlib.suppress(ProcessLookupError):
@@ -115,7 +94,7 @@ def php_fpm(tmp: Path) -> Iterator[str]:
     binary = shutil.which("php-fpm8.2", path="/usr/sbin:/usr/bin")
     if binary is None:
         raise RuntimeError("php-fpm is not installed (apt-get install php-fpm)")
-    port = _free_port()
+    port = free_port()
     config = tmp / "php-fpm.conf"
     config.write_text(
         f"""[global]
@@ -140,7 +119,7 @@ ping.path = /ping
 
 @contextlib.contextmanager
 def fcgisgi(tmp: Path) -> Iterator[str]:
-    port = _free_port()
+    port = free_port()
     code = (
         "import asyncio; from fcgisgi.asyncio_server import run_asgi_server; "
         "from bench.bench_client import app; "
@@ -151,8 +130,17 @@ def fcgisgi(tmp: Path) -> Iterator[str]:
 
 
 @contextlib.contextmanager
+def anysgi_server(tmp: Path) -> Iterator[str]:
+    port = free_port()
+    argv = [sys.executable, "-m", "anysgi", "serve", "bench.bench_client:app"]
+    argv += ["--bind", f"127.0.0.1:{port}", "--log-level", "warning"]
+    with _process(argv, port, tmp / "anysgi.out"):
+        yield f"127.0.0.1:{port}"
+
+
+@contextlib.contextmanager
 def uvicorn(tmp: Path) -> Iterator[str]:
-    port = _free_port()
+    port = free_port()
     argv = [
         sys.executable,
         "-m",
@@ -294,7 +282,12 @@ class Measure:
 def main() -> None:
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
-        with php_fpm(tmp) as fpm, fcgisgi(tmp) as fcgi_app, uvicorn(tmp) as http_app:
+        with (
+            php_fpm(tmp) as fpm,
+            anysgi_server(tmp) as anysgi_app,
+            fcgisgi(tmp) as fcgi_app,
+            uvicorn(tmp) as http_app,
+        ):
             m = Measure()
             ping_url = "http://app/ping"
             php = {
@@ -316,6 +309,15 @@ def main() -> None:
                 "cgi-fcgi per request": m.cgi_fcgi("cgi-fcgi per request", fpm),
             }
             same_app = {
+                "FastCGI: async transport -> anysgi": m.async_httpx(
+                    "FastCGI: async transport -> anysgi",
+                    "asyncio",
+                    "http://app/",
+                    anysgi_app,
+                ),
+                "FastCGI: sync transport -> anysgi": m.sync_httpx(
+                    "FastCGI: sync transport -> anysgi", "http://app/", anysgi_app
+                ),
                 "FastCGI: async transport -> fcgisgi": m.async_httpx(
                     "FastCGI: async transport -> fcgisgi",
                     "asyncio",
@@ -349,22 +351,25 @@ def main() -> None:
     report("php-fpm ping: client CPU per request (lower is better)", cpu)
     rps, cpu = figures(app_samples)
     report(
-        "same tiny ASGI app, FastCGI (fcgisgi) vs HTTP (uvicorn): requests/s",
+        "same tiny ASGI app, FastCGI (anysgi's server, fcgisgi) vs HTTP (uvicorn): requests/s",
         rps,
-        baseline="FastCGI: async transport -> fcgisgi",
+        baseline="FastCGI: async transport -> anysgi",
     )
     report("same tiny ASGI app: client CPU per request (lower is better)", cpu)
     cpu_of = {f.name: f.median for f in cpu}
     rps_of = {f.name: f.median for f in rps}
     print("\nbar: a FastCGI round trip through the transport costs less than an HTTP one")
     for kind, fastcgi, http in (
+        ("async", "FastCGI: async transport -> anysgi", "HTTP: httpx.AsyncClient -> uvicorn"),
         ("async", "FastCGI: async transport -> fcgisgi", "HTTP: httpx.AsyncClient -> uvicorn"),
+        ("sync", "FastCGI: sync transport -> anysgi", "HTTP: httpx.Client -> uvicorn"),
         ("sync", "FastCGI: sync transport -> fcgisgi", "HTTP: httpx.Client -> uvicorn"),
     ):
         wall_met = rps_of[fastcgi] > rps_of[http]
         cpu_met = cpu_of[fastcgi] < cpu_of[http]
         print(
-            f"  {kind}: wall {1e6 / rps_of[fastcgi]:.0f} us vs {1e6 / rps_of[http]:.0f} us "
+            f"  {kind}, {fastcgi.rsplit(' ', 1)[1]}: wall {1e6 / rps_of[fastcgi]:.0f} us "
+            f"vs {1e6 / rps_of[http]:.0f} us "
             f"({'MET' if wall_met else 'NOT MET'}); client CPU {cpu_of[fastcgi]:.0f} us vs "
             f"{cpu_of[http]:.0f} us ({'MET' if cpu_met else 'NOT MET'})"
         )
