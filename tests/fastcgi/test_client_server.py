@@ -119,6 +119,17 @@ def requests(draw: st.DrawFn) -> dict[str, Any]:
     return {"method": method, "path": path, "query": query, "headers": headers, "body": body}
 
 
+def as_httpx(request: dict[str, Any]) -> dict[str, Any]:
+    """The arguments of ``client.request()`` for a generated request."""
+    return {
+        "method": request["method"],
+        "url": request["path"],
+        "params": request["query"],
+        "headers": request["headers"],
+        "content": request["body"],
+    }
+
+
 def check_round_trip(request: dict[str, Any], response: httpx.Response) -> None:
     assert response.status_code == 200
     head, _, echoed_body = response.content.partition(b"\n")
@@ -160,15 +171,7 @@ def test_async_transport_round_trip(
         @_SETTINGS
         @given(requests())
         def round_trip(request: dict[str, Any]) -> None:
-            response = portal.call(
-                lambda: client.request(
-                    request["method"],
-                    request["path"],
-                    params=request["query"],
-                    headers=request["headers"],
-                    content=request["body"],
-                )
-            )
+            response = portal.call(lambda: client.request(**as_httpx(request)))
             check_round_trip(request, response)
 
         round_trip()
@@ -185,13 +188,7 @@ def test_sync_transport_round_trip(
         @_SETTINGS
         @given(requests())
         def round_trip(request: dict[str, Any]) -> None:
-            response = client.request(
-                request["method"],
-                request["path"],
-                params=request["query"],
-                headers=request["headers"],
-                content=request["body"],
-            )
+            response = client.request(**as_httpx(request))
             check_round_trip(request, response)
 
         round_trip()
