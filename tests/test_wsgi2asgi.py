@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-import anyio.from_thread
 import anyio.to_thread
 import httpx
 import pytest
@@ -25,7 +24,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from anysgi import WSGI2ASGI
-from anysgi.wsgi2asgi import ClientDisconnected, FileWrapper
+from anysgi._threads import ThreadPool
+from anysgi.wsgi2asgi import ClientDisconnected, FileWrapper, _Exchange
 
 from .asgi_driver import Driver, Result, body_messages, call, http_scope
 
@@ -99,18 +99,37 @@ def plenty(chunk: bytes = b"x" * 1000) -> Iterator[bytes]:
 
 
 class CrossingCounter:
-    """Counts the worker thread's trips back to the event loop (anyio.from_thread.run)."""
+    """Counts the worker thread's trips back to the event loop, and the loop wake-ups.
+
+    ``crossings`` counts what the worker asks the loop to do (``_Exchange.call_loop``: a
+    send, a read of the body); ``wakeups`` counts every time a worker thread wakes the
+    request's task (those trips plus the final "done"); ``submits`` counts the jobs handed
+    to a pool, that is the hops into a thread.
+    """
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.count = 0
-        original = anyio.from_thread.run
+        self.wakeups = 0
+        self.submits = 0
+        call_loop = _Exchange.call_loop
+        wake_loop = _Exchange.wake_loop
+        submit = ThreadPool.submit
 
-        def counting(*args: Any, **kwargs: Any) -> Any:
-            if threading.current_thread().name != "anysgi disconnect watcher":
-                self.count += 1
-            return original(*args, **kwargs)
+        def counting_call_loop(exchange: _Exchange, *args: Any) -> Any:
+            self.count += 1
+            return call_loop(exchange, *args)
 
-        monkeypatch.setattr(anyio.from_thread, "run", counting)
+        def counting_wake_loop(exchange: _Exchange) -> None:
+            self.wakeups += 1
+            wake_loop(exchange)
+
+        def counting_submit(pool: ThreadPool, job: Any) -> None:
+            self.submits += 1
+            submit(pool, job)
+
+        monkeypatch.setattr(_Exchange, "call_loop", counting_call_loop)
+        monkeypatch.setattr(_Exchange, "wake_loop", counting_wake_loop)
+        monkeypatch.setattr(ThreadPool, "submit", counting_submit)
 
 
 # --- environ --------------------------------------------------------------------------
@@ -585,20 +604,33 @@ async def test_head_with_content_length_and_no_body_is_complete() -> None:
 
 async def test_list_response_takes_one_hop_each_way(monkeypatch: pytest.MonkeyPatch) -> None:
     crossings = CrossingCounter(monkeypatch)
-    calls: list[Any] = []
-    original = anyio.to_thread.run_sync
-
-    async def counting(*args: Any, **kwargs: Any) -> Any:
-        calls.append(kwargs.get("limiter"))
-        return await original(*args, **kwargs)
-
-    monkeypatch.setattr(anyio.to_thread, "run_sync", counting)
     app = WSGI2ASGI(as_list(hello))
     result = await call(app)
     assert (result.status, result.body, result.complete) == (200, b"Hello, world!", True)
-    assert len(calls) == 1
-    assert calls[0] is app._limiters.get()
+    # Into the thread once (one job for the instance's own pool), back to the loop once
+    # (the wake-up that hands over the whole response), and nothing asked of the loop
+    # in between.
+    assert crossings.submits == 1
+    assert crossings.wakeups == 1
     assert crossings.count == 0
+    assert app._pool.threads == 1
+
+
+async def test_streamed_response_crosses_once_per_chunk(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The counter above can see trips: a streamed body makes one per chunk."""
+    crossings = CrossingCounter(monkeypatch)
+
+    def app(environ: dict[str, Any], start_response: Any) -> Iterator[bytes]:
+        start_response("200 OK", TEXT)
+        yield b"one"
+        yield b"two"
+
+    result = await call(wrap(app))
+    assert result.body == b"onetwo"
+    assert result.complete
+    assert crossings.submits == 1
+    assert crossings.count == 2
+    assert crossings.wakeups == 3  # each chunk, then done
 
 
 async def test_empty_iterable_still_sends_the_headers() -> None:
@@ -1171,7 +1203,10 @@ async def test_cancelling_the_request_stops_the_app_and_closes_it() -> None:
 
 async def test_cancelling_the_request_stops_the_upload_reads() -> None:
     reads = 0
-    read_some = anyio.Event()
+    # A threading.Event, waited for from a thread of anyio's: the app runs in anysgi's own
+    # worker threads, where anyio.from_thread is not available.
+    read_some = threading.Event()
+    go_on = threading.Event()
 
     def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
         nonlocal reads
@@ -1179,7 +1214,8 @@ async def test_cancelling_the_request_stops_the_upload_reads() -> None:
         while stream.read(1000):
             reads += 1
             if reads == 3:
-                anyio.from_thread.run_sync(read_some.set)
+                read_some.set()
+                go_on.wait(10)  # until the request is cancelled
         start_response("200 OK", TEXT)
         return []
 
@@ -1192,7 +1228,8 @@ async def test_cancelling_the_request_stops_the_upload_reads() -> None:
                 await driver(wrap(app, prefetch_size=0), http_scope("POST", headers=headers))
 
             tg.start_soon(serve)
-            await read_some.wait()
+            assert await anyio.to_thread.run_sync(read_some.wait, 10)
             tg.cancel_scope.cancel()
+            go_on.set()
     assert 3 <= reads <= 5
     assert driver.result.sent == []
