@@ -32,6 +32,7 @@ import os
 import re
 import stat
 import sys
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, Final, cast, final
 
@@ -103,6 +104,11 @@ class _Cancelled(BaseException):
     """Raised in the worker thread when the request's task was cancelled: like the event
     loop's own cancellation, a BaseException, so an application's ``except Exception``
     does not stop it."""
+
+
+class _LoopGone(_Cancelled):
+    """Raised in the worker thread when the request's event loop is closed: the task that
+    waited for the request is gone, and nobody will ever answer the worker."""
 
 
 class ClientDisconnected(OSError):  # noqa: N818 (named like uvicorn's and Starlette's)
@@ -426,15 +432,21 @@ class _Exchange:
 
     def done(self) -> None:
         """Wake the request's task (called by the pool once the thread is free again)."""
+        outcome = self.outcome
+        if outcome is not None and outcome[0] == _RAISE and type(outcome[1]) is _LoopGone:
+            return  # call_loop() found the loop closed, and logged it
         self.wake_loop()
 
-    def wake_loop(self) -> None:
+    def wake_loop(self) -> bool:
+        """Have the request's task woken; False (logged) if its event loop is closed."""
         token = self.token
         try:
             token.backend_class.run_sync_soon(self.wake.set, (), token.native_token)
         except Exception:
             # The event loop is closed: the task waiting for this request is gone with it.
             logger.exception("cannot wake the event loop: %s", _request_line(self.environ))
+            return False
+        return True
 
     def call_loop(self, fn: Callable[..., Any], *args: object) -> Any:
         """Have the request's task run ``await fn(*args)``; return what it returns or
@@ -443,7 +455,10 @@ class _Exchange:
         if self.cancelled:
             raise _Cancelled
         self.op = (fn, args)
-        self.wake_loop()
+        if not self.wake_loop():
+            # Nobody will answer: stop the app as if cancelled rather than wait forever,
+            # which would hold this thread, and one of max_threads, for good.
+            raise _LoopGone
         wait = self.doorbell.wait
         while (reply := self.reply) is None:
             wait()
@@ -802,6 +817,10 @@ def _header_name(name: object) -> bytes:
     return raw
 
 
+_POOL_NAME: Final = "anysgi.WSGI2ASGI worker"
+# Taken only when a forked child makes its first pool.
+_NEW_POOL_LOCK: Final = threading.Lock()
+
 #: ``wsgi.input`` of every request without a body: it has no state that reads can change.
 _NO_BODY: Final = _Input(b"", None)
 
@@ -890,7 +909,7 @@ class WSGI2ASGI:
         self.pathsend = pathsend
         # The instance's own threads, started on demand; shared by every event loop the
         # instance serves (in turn or at once), on either backend.
-        self._pool = ThreadPool(max_threads, name="anysgi.WSGI2ASGI worker")
+        self._pool = ThreadPool(max_threads, name=_POOL_NAME)
 
     def __repr__(self) -> str:
         return f"WSGI2ASGI({self.app!r}, max_threads={self.max_threads})"
@@ -952,7 +971,7 @@ class WSGI2ASGI:
 
         pool = self._pool
         if pool.pid != os.getpid():
-            pool = self._new_pool()
+            pool = self._pool_of_this_process()
         try:
             outcome = await exchange.serve(pool)
             kind = outcome[0]
@@ -968,10 +987,15 @@ class WSGI2ASGI:
         except OSError:
             logger.info("client disconnected: %s", _request_line(environ), exc_info=True)
 
-    def _new_pool(self) -> ThreadPool:
-        """The pool of this process (a forked child cannot use its parent's threads)."""
-        self._pool = ThreadPool(self.max_threads, name="anysgi.WSGI2ASGI worker")
-        return self._pool
+    def _pool_of_this_process(self) -> ThreadPool:
+        """A new pool in a forked child, whose parent's threads do not exist in it."""
+        # Locked: event loops in several threads of the child may get here at once, and
+        # two new pools would allow twice max_threads.
+        with _NEW_POOL_LOCK:
+            pool = self._pool
+            if pool.pid != os.getpid():
+                pool = self._pool = ThreadPool(self.max_threads, name=_POOL_NAME)
+        return pool
 
     async def _prefetch(
         self, receive: ASGIReceive, max_messages: int = sys.maxsize
