@@ -7,17 +7,22 @@ driver checks what reaches the ASGI server. Everything runs on asyncio, uvloop a
 
 from __future__ import annotations
 
+import contextvars
 import io
 import logging
+import os
+import signal
 import sys
 import threading
+import time
+import traceback
+import warnings
 import wsgiref.validate
 from collections.abc import Callable, Iterable, Iterator, MutableMapping
 from pathlib import Path
 from typing import Any
 
 import anyio
-import anyio.from_thread
 import anyio.to_thread
 import httpx
 import pytest
@@ -25,7 +30,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from anysgi import WSGI2ASGI
-from anysgi.wsgi2asgi import ClientDisconnected, FileWrapper
+from anysgi._threads import Doorbell, ThreadPool
+from anysgi.wsgi2asgi import _RAISE, ClientDisconnected, FileWrapper, _Exchange
 
 from .asgi_driver import Driver, Result, body_messages, call, http_scope
 
@@ -99,18 +105,37 @@ def plenty(chunk: bytes = b"x" * 1000) -> Iterator[bytes]:
 
 
 class CrossingCounter:
-    """Counts the worker thread's trips back to the event loop (anyio.from_thread.run)."""
+    """Counts the worker thread's trips back to the event loop, and the loop wake-ups.
+
+    ``crossings`` counts what the worker asks the loop to do (``_Exchange.call_loop``: a
+    send, a read of the body); ``wakeups`` counts every time a worker thread wakes the
+    request's task (those trips plus the final "done"); ``submits`` counts the jobs handed
+    to a pool, that is the hops into a thread.
+    """
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.count = 0
-        original = anyio.from_thread.run
+        self.wakeups = 0
+        self.submits = 0
+        call_loop = _Exchange.call_loop
+        wake_loop = _Exchange.wake_loop
+        submit = ThreadPool.submit
 
-        def counting(*args: Any, **kwargs: Any) -> Any:
-            if threading.current_thread().name != "anysgi disconnect watcher":
-                self.count += 1
-            return original(*args, **kwargs)
+        def counting_call_loop(exchange: _Exchange, *args: Any) -> Any:
+            self.count += 1
+            return call_loop(exchange, *args)
 
-        monkeypatch.setattr(anyio.from_thread, "run", counting)
+        def counting_wake_loop(exchange: _Exchange) -> bool:
+            self.wakeups += 1
+            return wake_loop(exchange)
+
+        def counting_submit(pool: ThreadPool, job: Any) -> None:
+            self.submits += 1
+            submit(pool, job)
+
+        monkeypatch.setattr(_Exchange, "call_loop", counting_call_loop)
+        monkeypatch.setattr(_Exchange, "wake_loop", counting_wake_loop)
+        monkeypatch.setattr(ThreadPool, "submit", counting_submit)
 
 
 # --- environ --------------------------------------------------------------------------
@@ -585,20 +610,33 @@ async def test_head_with_content_length_and_no_body_is_complete() -> None:
 
 async def test_list_response_takes_one_hop_each_way(monkeypatch: pytest.MonkeyPatch) -> None:
     crossings = CrossingCounter(monkeypatch)
-    calls: list[Any] = []
-    original = anyio.to_thread.run_sync
-
-    async def counting(*args: Any, **kwargs: Any) -> Any:
-        calls.append(kwargs.get("limiter"))
-        return await original(*args, **kwargs)
-
-    monkeypatch.setattr(anyio.to_thread, "run_sync", counting)
     app = WSGI2ASGI(as_list(hello))
     result = await call(app)
     assert (result.status, result.body, result.complete) == (200, b"Hello, world!", True)
-    assert len(calls) == 1
-    assert calls[0] is app._limiters.get()
+    # Into the thread once (one job for the instance's own pool), back to the loop once
+    # (the wake-up that hands over the whole response), and nothing asked of the loop
+    # in between.
+    assert crossings.submits == 1
+    assert crossings.wakeups == 1
     assert crossings.count == 0
+    assert app._pool.threads == 1
+
+
+async def test_streamed_response_crosses_once_per_chunk(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The counter above can see trips: a streamed body makes one per chunk."""
+    crossings = CrossingCounter(monkeypatch)
+
+    def app(environ: dict[str, Any], start_response: Any) -> Iterator[bytes]:
+        start_response("200 OK", TEXT)
+        yield b"one"
+        yield b"two"
+
+    result = await call(wrap(app))
+    assert result.body == b"onetwo"
+    assert result.complete
+    assert crossings.submits == 1
+    assert crossings.count == 2
+    assert crossings.wakeups == 3  # each chunk, then done
 
 
 async def test_empty_iterable_still_sends_the_headers() -> None:
@@ -784,6 +822,74 @@ async def test_max_threads_bounds_concurrency_with_its_own_limiter() -> None:
     finally:
         default.total_tokens = saved
     assert peak == 2
+    assert wsgi._pool.threads == 2
+
+
+async def test_max_threads_is_per_instance() -> None:
+    """Two instances of one thread each serve at once: neither waits for the other's."""
+    both_in = threading.Barrier(2, timeout=10)
+
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        both_in.wait()  # BrokenBarrierError (a 500) if the other request cannot get in
+        start_response("200 OK", TEXT)
+        return [b"ok"]
+
+    first, second = wrap(app, max_threads=1), wrap(app, max_threads=1)
+    statuses: list[int] = []
+
+    async def one(wsgi: WSGI2ASGI) -> None:
+        statuses.append((await call(wsgi)).status)
+
+    with anyio.fail_after(20):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(one, first)
+            tg.start_soon(one, second)
+    assert statuses == [200, 200]
+    assert first._pool.threads == 1
+    assert second._pool.threads == 1
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork()")
+def test_a_forked_child_serves_with_threads_of_its_own() -> None:
+    """After fork() the parent's threads do not exist: the child makes a pool of its own
+    (a child using its parent's pool would hand its request to a thread that is not
+    there, and hang)."""
+    app = WSGI2ASGI(as_list(hello), max_threads=1)
+    assert anyio.run(call, app).body == b"Hello, world!"
+    parent_pool = app._pool
+    assert parent_pool.threads == 1  # an idle thread, which the child will not have
+
+    async def call_in_child() -> Result:
+        with anyio.fail_after(5):
+            return await call(app)
+
+    with warnings.catch_warnings():
+        # Python 3.12+ warns about fork() while threads run: that is the case under test.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child, which coverage does not follow
+        code = 1
+        try:
+            result = anyio.run(call_in_child)
+            pool = app._pool
+            if result.body == b"Hello, world!" and pool is not parent_pool:
+                code = 0 if pool.pid == os.getpid() and pool.threads == 1 else 2
+        except BaseException:
+            traceback.print_exc()
+        finally:
+            os._exit(code)
+    deadline = time.monotonic() + 20
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            pytest.fail("the forked child hung")
+        time.sleep(0.01)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert app._pool is parent_pool  # the parent keeps its own
 
 
 def test_parameters_are_validated() -> None:
@@ -1171,7 +1277,10 @@ async def test_cancelling_the_request_stops_the_app_and_closes_it() -> None:
 
 async def test_cancelling_the_request_stops_the_upload_reads() -> None:
     reads = 0
-    read_some = anyio.Event()
+    # A threading.Event, waited for from a thread of anyio's: the app runs in anysgi's own
+    # worker threads, where anyio.from_thread is not available.
+    read_some = threading.Event()
+    go_on = threading.Event()
 
     def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
         nonlocal reads
@@ -1179,7 +1288,8 @@ async def test_cancelling_the_request_stops_the_upload_reads() -> None:
         while stream.read(1000):
             reads += 1
             if reads == 3:
-                anyio.from_thread.run_sync(read_some.set)
+                read_some.set()
+                go_on.wait(10)  # until the request is cancelled
         start_response("200 OK", TEXT)
         return []
 
@@ -1192,7 +1302,211 @@ async def test_cancelling_the_request_stops_the_upload_reads() -> None:
                 await driver(wrap(app, prefetch_size=0), http_scope("POST", headers=headers))
 
             tg.start_soon(serve)
-            await read_some.wait()
+            assert await anyio.to_thread.run_sync(read_some.wait, 10)
             tg.cancel_scope.cancel()
+            go_on.set()
     assert 3 <= reads <= 5
     assert driver.result.sent == []
+
+
+async def test_a_cancelled_request_returns_only_after_its_worker_is_done() -> None:
+    """A thread cannot be interrupted: the task waits, shielded, until the worker has
+    stopped at its next chunk and closed the iterable. Returning earlier would leave the
+    worker using a request (its send, its receive) that the server considers over."""
+    timeline: list[str] = []
+    in_next = threading.Event()
+    release = threading.Event()
+    produced = 0
+
+    def chunks() -> Iterator[bytes]:
+        nonlocal produced
+        try:
+            while True:
+                produced += 1
+                if produced == 2:
+                    in_next.set()
+                    assert release.wait(10)
+                yield b"chunk"
+        finally:
+            timeline.append("closed")
+
+    def app(environ: dict[str, Any], start_response: Any) -> Iterator[bytes]:
+        start_response("200 OK", TEXT)
+        return chunks()
+
+    driver = Driver(body_messages())
+
+    async def send(message: Any) -> None:
+        await driver.send(message)
+
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as tg:
+
+            async def serve() -> None:
+                try:
+                    await wrap(app)(http_scope(), driver.receive, send)
+                finally:
+                    timeline.append("returned")
+
+            tg.start_soon(serve)
+            assert await anyio.to_thread.run_sync(in_next.wait, 10)
+            tg.cancel_scope.cancel()
+            with anyio.CancelScope(shield=True):
+                await anyio.wait_all_tasks_blocked()  # the request's task has seen it
+                timeline.append("released")
+                release.set()
+    assert timeline == ["released", "closed", "returned"]
+    assert produced == 2  # the chunk being produced was not sent, and no more asked for
+    assert driver.result.body == b"chunk"
+
+
+async def test_cancelling_during_a_send_stops_the_worker_before_the_task_returns() -> None:
+    tracked = Tracked(plenty())
+    stuck = anyio.Event()
+    driver = Driver(body_messages())
+    closed_when_returned: list[bool] = []
+
+    async def send(message: Any) -> None:
+        if message["type"] == "http.response.body" and len(driver.result.body_messages) == 2:
+            stuck.set()
+            await anyio.sleep_forever()  # a client that stopped reading
+        await driver.send(message)
+
+    def app(environ: dict[str, Any], start_response: Any) -> Tracked:
+        start_response("200 OK", TEXT)
+        return tracked
+
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as tg:
+
+            async def serve() -> None:
+                try:
+                    await wrap(app)(http_scope(), driver.receive, send)
+                finally:
+                    closed_when_returned.append(tracked.closed.is_set())
+
+            tg.start_soon(serve)
+            await stuck.wait()
+            tg.cancel_scope.cancel()
+    assert closed_when_returned == [True]
+    assert tracked.produced == 3  # the chunk whose send was cancelled was the last
+    assert len(driver.result.body_messages) == 2
+
+
+@pytest.mark.parametrize("taken_back", [True, False], ids=["withdrawn", "too-late"])
+async def test_a_request_cancelled_while_waiting_for_a_thread_never_starts(
+    taken_back: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if not taken_back:
+        # The race where a thread picks the job up just as the task is cancelled: the
+        # worker must see the flag and not start the app.
+        monkeypatch.setattr(ThreadPool, "withdraw", lambda pool, job: False)
+    started: list[str] = []
+    first_in = threading.Event()
+    release = threading.Event()
+    second_over = anyio.Event()
+
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        started.append(environ["PATH_INFO"])
+        if environ["PATH_INFO"] == "/first":
+            first_in.set()
+            assert release.wait(10)
+        start_response("200 OK", TEXT)
+        return [b"ok"]
+
+    wsgi = wrap(app, max_threads=1)
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(call, wsgi, http_scope("GET", "/first"))
+            assert await anyio.to_thread.run_sync(first_in.wait, 10)
+            second_scope = anyio.CancelScope()
+
+            async def second() -> None:
+                with second_scope:
+                    await call(wsgi, http_scope("GET", "/second"))
+                second_over.set()
+
+            tg.start_soon(second)
+            await anyio.wait_all_tasks_blocked()  # queued behind /first
+            second_scope.cancel()
+            await anyio.wait_all_tasks_blocked()
+            # Withdrawn, it is over at once; otherwise it waits for the thread to report
+            # that it did not start the app.
+            assert second_over.is_set() is taken_back
+            release.set()
+        assert (await call(wsgi, http_scope("GET", "/third"))).status == 200
+    assert second_over.is_set()
+    assert started == ["/first", "/third"]
+    assert wsgi._pool.threads == 1
+
+
+def test_a_worker_whose_event_loop_is_gone_stops_instead_of_waiting(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """If the loop closed under a running request, nobody will answer the worker: it
+    stops the app (close() included) instead of holding its thread forever."""
+
+    class Finished:
+        @staticmethod
+        def run_sync_soon(func: Any, args: Any, token: object) -> None:
+            raise anyio.RunFinishedError
+
+    class Token:
+        backend_class = Finished
+        native_token = None
+
+    async def unused(*args: Any) -> Any:
+        raise AssertionError
+
+    tracked = Tracked(plenty())
+
+    def app(environ: dict[str, Any], start_response: Any) -> Tracked:
+        start_response("200 OK", TEXT)
+        return tracked
+
+    environ = {"REQUEST_METHOD": "GET", "PATH_INFO": "/gone"}
+    exchange = _Exchange(app, environ, unused, unused, input_done=True, pathsend=False)
+    exchange.token = Token()  # type: ignore[assignment]
+    exchange.context = contextvars.copy_context()
+    doorbell = Doorbell()
+
+    def worker() -> None:
+        exchange.run(doorbell)
+        exchange.done()
+
+    with caplog.at_level(logging.ERROR, logger="anysgi.wsgi"):
+        thread = threading.Thread(target=worker)
+        thread.start()
+        thread.join(10)
+        if thread.is_alive():  # waiting for an answer that will not come: end it, and fail
+            exchange.reply = (None, RuntimeError("no answer"))
+            doorbell.ring()
+            thread.join(10)
+            pytest.fail("the worker waited for a closed event loop")
+    doorbell.close()
+    assert exchange.outcome is not None
+    assert exchange.outcome[0] == _RAISE
+    assert tracked.closed.is_set()
+    assert tracked.produced == 1
+    [record] = caplog.records  # once, not again when the job is done
+    assert "cannot wake the event loop: GET /gone" in record.getMessage()
+
+
+async def test_a_base_exception_from_the_app_reaches_the_server() -> None:
+    """SystemExit, KeyboardInterrupt and the like are not the app's errors to turn into a
+    500: they are raised again in the request's task, after close()."""
+
+    class Fatal(BaseException):
+        pass
+
+    tracked = Tracked(plenty())
+
+    def app(environ: dict[str, Any], start_response: Any) -> Iterator[bytes]:
+        start_response("200 OK", TEXT)
+        for chunk in tracked:
+            yield chunk
+            raise Fatal
+
+    with pytest.raises(Fatal):
+        await call(wrap(app))
+    assert tracked.produced == 1

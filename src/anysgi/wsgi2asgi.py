@@ -5,21 +5,27 @@ How a request flows (docs/discussion/wsgi2asgi.rst explains why):
 1. On the event loop: the environ is built by ``_cgi.environ_from_scope``, and a
    small request body whose length is known (``prefetch_size``) is read before the app starts,
    so that ``wsgi.input`` never has to cross back to the loop for it.
-2. One ``anyio.to_thread.run_sync`` call, limited by the instance's own
-   :class:`~anyio.CapacityLimiter`, runs the whole WSGI exchange in one worker thread: the app
-   call, the iteration of its result and ``close()``. Frameworks keep thread-local state
+2. The whole WSGI exchange is one job (:class:`_Exchange`) for the instance's own
+   :class:`~anysgi._threads.ThreadPool` of at most ``max_threads`` threads: the app call,
+   the iteration of its result and ``close()``. Frameworks keep thread-local state
    (Django's database connections) across those steps, so they never move between threads.
+   The pool is not anyio's ``to_thread``: that hop costs about 55 us, most of a small
+   request (docs/discussion/wsgi2asgi.rst, "Whose threads").
 3. A response that is complete after its first chunk (a list or tuple, a body that reaches
    its Content-Length, an empty body) comes back to the loop as one value and is sent from
-   there: one hop into the thread, one back. Anything longer is streamed by the worker
-   thread itself, one ``anyio.from_thread.run(send)`` per chunk, which is also the
-   backpressure: the thread waits while the server cannot take more.
+   there: one hop into the thread, one back. Anything longer is streamed by the worker:
+   it hands each chunk to the request's task (``_Exchange.call_loop``) and waits for the
+   send to finish, which is also the backpressure: the thread waits while the server
+   cannot take more.
 4. While a response streams, a watcher task waits on ``receive()`` for ``http.disconnect``;
    the worker checks the flag it sets before each ``next()`` and stops at once.
+5. If the task is cancelled, it raises a flag the worker checks at its next chunk or read,
+   and waits, shielded, for the worker to be done with the request before it returns.
 """
 
 from __future__ import annotations
 
+import contextvars
 import io
 import logging
 import os
@@ -27,15 +33,20 @@ import re
 import stat
 import sys
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, Final, cast, final
 
 import anyio
-import anyio.from_thread
 import anyio.lowlevel
-import anyio.to_thread
 
 from ._cgi import environ_from_scope, parse_status_line
+from ._threads import Doorbell, ThreadPool
+
+_async_library: contextvars.ContextVar[str | None] | None
+try:
+    from sniffio import current_async_library_cvar as _async_library
+except ImportError:  # pragma: no cover - sniffio is optional for anyio
+    _async_library = None
 
 if TYPE_CHECKING:
     from ._types import (
@@ -71,6 +82,7 @@ _COMPLETE: Final = 0
 _CUT: Final = 1
 _FINISH: Final = 2
 _DONE: Final = 3
+_RAISE: Final = 4  # (_RAISE, exception): the worker ended with a BaseException
 
 _DONE_OUTCOME: Final = (_DONE,)
 _FINISH_OUTCOME: Final = (_FINISH,)
@@ -86,6 +98,17 @@ _NO_EXTENSIONS: Final[dict[str, object]] = {}
 
 # Outcome is a tuple whose first item says what the loop must do; see the table above.
 _Outcome = tuple[Any, ...]
+
+
+class _Cancelled(BaseException):
+    """Raised in the worker thread when the request's task was cancelled: like the event
+    loop's own cancellation, a BaseException, so an application's ``except Exception``
+    does not stop it."""
+
+
+class _LoopGone(_Cancelled):
+    """Raised in the worker thread when the request's event loop is closed: the task that
+    waited for the request is gone, and nobody will ever answer the worker."""
 
 
 class ClientDisconnected(OSError):  # noqa: N818 (named like uvicorn's and Starlette's)
@@ -167,9 +190,9 @@ class _Input:
     It holds at most one ASGI message it has not handed out yet, plus what a pending
     ``read(n)``/``readline()`` is gathering. When the body was read before the app started
     (``prefetch_size``) *exchange* is None and every read is a slice of *body*. Otherwise
-    each further message is fetched from the event loop with ``anyio.from_thread.run``,
-    only when the application asks for more: the server stops reading the socket in the
-    meantime, which is the backpressure on uploads.
+    each further message is fetched by the request's task on the event loop, only when the
+    application asks for more: the server stops reading the socket in the meantime, which
+    is the backpressure on uploads.
     """
 
     __slots__ = ("_buf", "_exchange", "_pos")
@@ -184,11 +207,10 @@ class _Input:
         exchange = self._exchange
         if exchange is None:
             return False
-        anyio.from_thread.check_cancelled()  # the server cancelled the request: stop reading
-        body, more_body = anyio.from_thread.run(exchange.receive_body)
+        # (Raises _Cancelled if the server cancelled the request: reading stops.)
+        body, more_body = exchange.call_loop(exchange.receive_body)
         if not more_body:
             self._exchange = None
-            exchange.body_complete()
         self._buf = body
         self._pos = 0
         return bool(body) or more_body
@@ -268,32 +290,38 @@ class _Input:
 
 
 class _Exchange:
-    """One HTTP request: the state shared by the event loop and the request's worker thread.
+    """One HTTP request: the state shared by the request's task and its worker thread.
 
-    The two sides never touch it at the same time: the loop waits while the worker runs
-    (``to_thread.run_sync``), and the worker waits while the loop runs what it asked for
-    (``from_thread.run``). Only ``disconnected`` is written by the watcher task while the
-    worker runs; the worker just reads that flag.
+    It is the job the instance's :class:`~anysgi._threads.ThreadPool` runs. The two sides
+    take turns: the task waits on :attr:`wake` while the worker runs; when the worker needs
+    the loop (to send a chunk, to read the body) it posts :attr:`op` and waits on its
+    thread's doorbell while the task runs it and posts :attr:`reply`. Only two flags are
+    written by the loop while the worker runs, and the worker just reads them:
+    ``disconnected`` (the watcher task saw ``http.disconnect``) and ``cancelled``.
     """
 
     __slots__ = (
         "app",
         "body_left",
+        "cancelled",
+        "context",
         "disconnected",
+        "doorbell",
         "environ",
         "headers",
         "headers_sent",
         "input_done",
+        "op",
+        "outcome",
         "pathsend",
+        "pool",
         "receive",
         "remaining",
+        "reply",
         "send",
         "status",
         "token",
-        "watch_done",
-        "watch_scope",
-        "watch_stopped",
-        "watching",
+        "wake",
     )
 
     def __init__(
@@ -318,11 +346,16 @@ class _Exchange:
         self.remaining: int | None = None  # bytes the Content-Length still allows
         self.headers_sent = False
         self.disconnected = False
-        self.watching = False
-        self.watch_stopped = False
-        self.token: anyio.lowlevel.EventLoopToken | None = None
-        self.watch_done: anyio.Event | None = None
-        self.watch_scope: anyio.CancelScope | None = None
+        self.cancelled = False  # the request's task was cancelled: stop at the next chunk
+        # The hand-offs (see serve()); set on the loop before the worker starts.
+        self.pool: ThreadPool
+        self.token: anyio.lowlevel.EventLoopToken
+        self.wake: anyio.Event  # set (from the worker) when the loop has something to do
+        self.context: contextvars.Context
+        self.doorbell: Doorbell  # the worker thread's own
+        self.op: tuple[Callable[..., Any], tuple[Any, ...]] | None = None
+        self.reply: tuple[Any, BaseException | None] | None = None
+        self.outcome: _Outcome | None = None
 
     # --- PEP 3333 callables (worker thread) ----------------------------------------------
 
@@ -384,9 +417,60 @@ class _Exchange:
         if data:
             self._deliver(bytes(data))
 
+    # --- the pool's job (worker thread) --------------------------------------------------
+
+    def run(self, doorbell: Doorbell) -> None:
+        """The whole WSGI exchange, in the worker thread (called by the pool)."""
+        self.doorbell = doorbell
+        if self.cancelled:  # cancelled before a thread was free: the app never starts
+            self.outcome = (_RAISE, _Cancelled())
+            return
+        try:
+            self.outcome = self.context.run(self.exchange)
+        except BaseException as exc:  # noqa: BLE001 (_Cancelled, SystemExit...: to the task)
+            self.outcome = (_RAISE, exc)
+
+    def done(self) -> None:
+        """Wake the request's task (called by the pool once the thread is free again)."""
+        outcome = self.outcome
+        if outcome is not None and outcome[0] == _RAISE and type(outcome[1]) is _LoopGone:
+            return  # call_loop() found the loop closed, and logged it
+        self.wake_loop()
+
+    def wake_loop(self) -> bool:
+        """Have the request's task woken; False (logged) if its event loop is closed."""
+        token = self.token
+        try:
+            token.backend_class.run_sync_soon(self.wake.set, (), token.native_token)
+        except Exception:
+            # The event loop is closed: the task waiting for this request is gone with it.
+            logger.exception("cannot wake the event loop: %s", _request_line(self.environ))
+            return False
+        return True
+
+    def call_loop(self, fn: Callable[..., Any], *args: object) -> Any:
+        """Have the request's task run ``await fn(*args)``; return what it returns or
+        raise what it raises (worker thread). Raises :exc:`_Cancelled` if the request was
+        cancelled."""
+        if self.cancelled:
+            raise _Cancelled
+        self.op = (fn, args)
+        if not self.wake_loop():
+            # Nobody will answer: stop the app as if cancelled rather than wait forever,
+            # which would hold this thread, and one of max_threads, for good.
+            raise _LoopGone
+        wait = self.doorbell.wait
+        while (reply := self.reply) is None:
+            wait()
+        self.reply = None
+        value, error = reply
+        if error is not None:
+            raise error
+        return value
+
     # --- the exchange (worker thread) ----------------------------------------------------
 
-    def run(self) -> _Outcome:
+    def exchange(self) -> _Outcome:
         """Call the app, consume its result, close it: everything in this one thread."""
         try:
             result = self.app(self.environ, self.start_response)
@@ -507,15 +591,15 @@ class _Exchange:
             self._cross(self._send_body, chunk)
         else:
             self._cross(self._send_start, chunk)
-            self.watch()
-        # If the server cancelled the request (it is shutting down), stop here: raises the
-        # cancellation, and run() closes the iterable on its way out. (to_thread waits for
-        # this thread either way; without the check it would wait for the whole body.)
-        anyio.from_thread.check_cancelled()
+        # If the server cancelled the request (it is shutting down), stop here: the
+        # exchange closes the iterable on its way out. (The task waits for this thread
+        # either way; without the check it would wait for the whole body.)
+        if self.cancelled:
+            raise _Cancelled
 
     def _cross(self, fn: Any, *args: object) -> None:
         try:
-            anyio.from_thread.run(fn, *args)
+            self.call_loop(fn, *args)
         except OSError as exc:
             # The server could not send: the connection is gone.
             self.disconnected = True
@@ -570,58 +654,108 @@ class _Exchange:
             return None  # a partial response: send the bytes it says
         return path
 
-    # --- disconnect watcher --------------------------------------------------------------
+    # --- event-loop side: the request's task --------------------------------------------
 
-    def watch(self) -> None:
-        """Start watching for ``http.disconnect`` once both the response streams and the
-        request body is consumed (before that, ``receive()`` belongs to ``wsgi.input``)."""
-        if self.watching or not self.input_done or not self.headers_sent or self.disconnected:
-            return
-        self.watching = True
-        threading.Thread(
-            target=self._host_watcher, name="anysgi disconnect watcher", daemon=True
-        ).start()
+    async def serve(self, pool: ThreadPool) -> _Outcome:
+        """Run the exchange in a pool thread and do what it asks of the loop until it ends.
 
-    def body_complete(self) -> None:
-        self.input_done = True
-        self.watch()
+        The worker runs in a fresh copy of this task's context, as if it were a task of its
+        own (anyio's ``to_thread`` does the same), so context variables set by ASGI
+        middleware reach the application.
+        """
+        self.pool = pool
+        self.token = anyio.lowlevel.current_token()
+        self.wake = anyio.Event()
+        context = contextvars.copy_context()
+        if _async_library is not None and _async_library.get() is not None:
+            # Code in the thread must not believe it runs in the event loop (sniffio).
+            context.run(_async_library.set, None)
+        self.context = context
+        pool.submit(self)
+        outcome = await self._serve(watching=False)
+        if outcome[0] == _RAISE:
+            raise outcome[1]
+        return outcome
 
-    def _host_watcher(self) -> None:
-        # The worker thread cannot run the watcher task itself: anyio.from_thread.run blocks
-        # its caller until the task ends, and the worker must go on iterating. So a small
-        # helper thread makes that call and waits instead.
-        try:
-            anyio.from_thread.run(self._watch, token=self.token)
-        except BaseException:  # the event loop is shutting down
-            logger.debug("the disconnect watcher did not run", exc_info=True)
+    async def _serve(self, *, watching: bool) -> _Outcome:
+        while True:
+            try:
+                await self.wake.wait()
+            except BaseException:
+                await self._stop(running_op=False)
+                raise
+            outcome = self.outcome
+            if outcome is not None:
+                return outcome
+            assert self.op is not None
+            fn, args = self.op
+            self.op = None
+            self.wake = anyio.Event()  # before the worker can post again
+            try:
+                value = await fn(*args)
+            except Exception as exc:  # noqa: BLE001 (raised in the worker, which handles it)
+                self.reply = (None, exc)
+            except BaseException:
+                await self._stop(running_op=True)
+                raise
+            else:
+                self.reply = (value, None)
+            self.doorbell.ring()
+            if not watching and self.input_done and self.headers_sent and not self.disconnected:
+                # The response streams and the request body is all read: from now on,
+                # receive() only has http.disconnect to tell, and it must be heard while
+                # the worker streams. Only streamed responses pay for the task group.
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(self._watch)
+                    watched = await self._serve(watching=True)
+                    tg.cancel_scope.cancel()
+                return watched
+
+    async def _stop(self, *, running_op: bool) -> None:
+        """The task is cancelled: stop the worker, and wait for it (shielded) to be done
+        with the request, close() included. Thread work is never abandoned."""
+        self.cancelled = True
+        if not running_op and self.pool.withdraw(self):
+            return  # no thread had started it
+        with anyio.CancelScope(shield=True):
+            if running_op:  # the worker waits for the op's reply
+                self.reply = (None, _Cancelled())
+                self.doorbell.ring()
+            while True:
+                await self.wake.wait()
+                if self.outcome is not None:
+                    break
+                # It asked for more before it saw the flag.
+                self.op = None
+                self.wake = anyio.Event()
+                self.reply = (None, _Cancelled())
+                self.doorbell.ring()
+        outcome = self.outcome
+        assert outcome is not None
+        if outcome[0] == _RAISE and not isinstance(outcome[1], _Cancelled):
+            logger.error(
+                "the WSGI application raised while its request was cancelled: %s",
+                _request_line(self.environ),
+                exc_info=outcome[1],
+            )
 
     async def _watch(self) -> None:
-        assert self.watch_done is not None
+        """Wait for ``http.disconnect`` while the response streams, and raise the flag the
+        worker checks before each ``next()``."""
         try:
-            with anyio.CancelScope() as self.watch_scope:
-                if self.watch_stopped:
+            while True:
+                message = await self.receive()
+                if message["type"] == "http.disconnect":
+                    self.disconnected = True
                     return
-                while True:
-                    message = await self.receive()
-                    if message["type"] == "http.disconnect":
-                        self.disconnected = True
-                        return
         except Exception:
             logger.exception("receive() failed while watching for a client disconnect")
-        finally:
-            self.watch_done.set()
-
-    def stop_watching(self) -> None:
-        """On the loop, after the worker has finished."""
-        self.watch_stopped = True
-        if self.watch_scope is not None:
-            self.watch_scope.cancel()
-
-    # --- event-loop side -----------------------------------------------------------------
 
     async def receive_body(self) -> tuple[bytes, bool]:
         """The next piece of the body and whether more follows (on the loop, for wsgi.input)."""
         body, more_body = await self._receive_body()
+        if not more_body:
+            self.input_done = True
         if more_body and self.body_left is not None:
             self.body_left -= len(body)
             if self.body_left <= 0:
@@ -630,6 +764,8 @@ class _Exchange:
                 # the body complete, and the disconnect watcher can start.
                 tail, more_body = await self._receive_body()
                 body += tail
+                if not more_body:
+                    self.input_done = True
         return body, more_body
 
     async def _receive_body(self) -> tuple[bytes, bool]:
@@ -647,9 +783,6 @@ class _Exchange:
 
     async def _send_start(self, body: bytes) -> None:
         self.headers_sent = True
-        if self.token is None:
-            self.token = anyio.lowlevel.current_token()
-            self.watch_done = anyio.Event()
         await self.send(
             {"type": "http.response.start", "status": self.status, "headers": self.headers}
         )
@@ -684,6 +817,10 @@ def _header_name(name: object) -> bytes:
     return raw
 
 
+_POOL_NAME: Final = "anysgi.WSGI2ASGI worker"
+# Taken only when a forked child makes its first pool.
+_NEW_POOL_LOCK: Final = threading.Lock()
+
 #: ``wsgi.input`` of every request without a body: it has no state that reads can change.
 _NO_BODY: Final = _Input(b"", None)
 
@@ -710,9 +847,16 @@ class WSGI2ASGI:
 
         app = WSGI2ASGI(flask_app)  # uvicorn mod:app, hypercorn -k trio mod:app, granian
 
-    The application runs in worker threads started with :func:`anyio.to_thread.run_sync`,
-    at most *max_threads* at a time. Each request stays in one thread from the app call to
-    ``close()``, and a streamed response keeps its thread until the last chunk is sent.
+    The application runs in the instance's own worker threads, at most *max_threads* at a
+    time. Each request stays in one thread from the app call to ``close()``, and a
+    streamed response keeps its thread until the last chunk is sent.
+
+    The threads are not anyio's (:func:`anyio.to_thread.run_sync`), so the application
+    cannot use :mod:`anyio.from_thread` without an explicit ``token``: it raises "Not
+    running inside an AnyIO worker thread". The reason is speed: anyio's hop into a
+    thread and back costs about 55 us, and the WSGI hello app driven in process takes
+    36.8 us per request on these threads against 67.9 us on anyio's (uvicorn's own WSGI
+    middleware: 83 us).
     ``lifespan`` is answered (there is nothing to start), ``websocket`` connections are
     refused, and any other scope type raises :exc:`ValueError`.
 
@@ -720,9 +864,10 @@ class WSGI2ASGI:
     :type app: ~anysgi._types.WSGIApp
     :param max_threads: how many requests the application may handle at once, counting
         streamed responses still sending. Requests beyond that wait for a free thread. The
-        default, 40, is anyio's own default thread limit; it is per instance (and per event
-        loop, if one instance serves several), so other users of ``to_thread`` and other
-        instances neither take from it nor wait on it.
+        default, 40, is anyio's own default thread limit. The threads are the instance's
+        own, shared by every event loop it serves, so other users of ``to_thread`` and
+        other instances neither take from it nor wait on it. They start on demand; one
+        idle for more than 10 seconds ends when another thread goes idle.
     :param prefetch_size: a request body with a Content-Length of at most this many bytes
         is read on the event loop before the application starts, so that reading
         ``wsgi.input`` costs no thread hops. Larger bodies, and bodies of unknown length
@@ -740,7 +885,7 @@ class WSGI2ASGI:
         has taken the path.
     """
 
-    __slots__ = ("_limiters", "app", "file_block_size", "max_threads", "pathsend", "prefetch_size")
+    __slots__ = ("_pool", "app", "file_block_size", "max_threads", "pathsend", "prefetch_size")
 
     def __init__(
         self,
@@ -762,11 +907,9 @@ class WSGI2ASGI:
         self.prefetch_size = prefetch_size
         self.file_block_size = file_block_size
         self.pathsend = pathsend
-        # One limiter per event loop (a RunVar, as anyio keeps its own default limiter), so
-        # one instance can serve several loops in turn or at once, on either backend.
-        self._limiters: anyio.lowlevel.RunVar[anyio.CapacityLimiter] = anyio.lowlevel.RunVar(
-            f"anysgi.WSGI2ASGI.{id(self):x}.limiter"
-        )
+        # The instance's own threads, started on demand; shared by every event loop the
+        # instance serves (in turn or at once), on either backend.
+        self._pool = ThreadPool(max_threads, name=_POOL_NAME)
 
     def __repr__(self) -> str:
         return f"WSGI2ASGI({self.app!r}, max_threads={self.max_threads})"
@@ -785,12 +928,6 @@ class WSGI2ASGI:
         if scope["type"] != "http":
             await self._not_http(scope, receive, send)
             return
-        try:
-            limiter = self._limiters.get()
-        except LookupError:
-            limiter = anyio.CapacityLimiter(self.max_threads)
-            self._limiters.set(limiter)
-
         environ = environ_from_scope(scope)
         body = b""
         input_done = True
@@ -832,8 +969,11 @@ class WSGI2ASGI:
         environ["wsgi.input_terminated"] = True
         environ["wsgi.file_wrapper"] = self.file_wrapper
 
+        pool = self._pool
+        if pool.pid != os.getpid():
+            pool = self._pool_of_this_process()
         try:
-            outcome = await anyio.to_thread.run_sync(exchange.run, limiter=limiter)
+            outcome = await exchange.serve(pool)
             kind = outcome[0]
             if kind in (_COMPLETE, _CUT):
                 await send(
@@ -846,12 +986,16 @@ class WSGI2ASGI:
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
         except OSError:
             logger.info("client disconnected: %s", _request_line(environ), exc_info=True)
-        finally:
-            if exchange.watching:
-                exchange.stop_watching()
-                assert exchange.watch_done is not None
-                with anyio.CancelScope(shield=True):
-                    await exchange.watch_done.wait()
+
+    def _pool_of_this_process(self) -> ThreadPool:
+        """A new pool in a forked child, whose parent's threads do not exist in it."""
+        # Locked: event loops in several threads of the child may get here at once, and
+        # two new pools would allow twice max_threads.
+        with _NEW_POOL_LOCK:
+            pool = self._pool
+            if pool.pid != os.getpid():
+                pool = self._pool = ThreadPool(self.max_threads, name=_POOL_NAME)
+        return pool
 
     async def _prefetch(
         self, receive: ASGIReceive, max_messages: int = sys.maxsize
