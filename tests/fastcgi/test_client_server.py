@@ -96,7 +96,7 @@ _SEGMENT = st.text(
     alphabet=st.characters(codec="utf-8", exclude_characters="/?#", exclude_categories=["Cs"]),
     min_size=1,
     max_size=12,
-)
+).filter(lambda segment: segment not in (".", ".."))  # httpx resolves dot segments (RFC 3986)
 _TOKEN = st.text(alphabet=string.ascii_lowercase + string.digits + "-", min_size=1, max_size=16)
 # Header values: visible ASCII and inner spaces (h11 and nginx strip the outer ones).
 _VALUE = st.text(alphabet=string.ascii_letters + string.digits + " ;,=/.:-_", max_size=40).map(
