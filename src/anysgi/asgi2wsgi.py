@@ -47,6 +47,7 @@ from anyio.from_thread import BlockingPortal, start_blocking_portal
 from ._cgi import scope_from_environ, status_line
 from ._errors import AnysgiError, ClientDisconnectedError, LifespanError
 from ._lifespan import LifespanManager, LifespanMode
+from ._threads import Doorbell
 
 if TYPE_CHECKING:
     from concurrent.futures import Future
@@ -94,65 +95,16 @@ class _LoopStoppedError(AnysgiError):
 
 # --- loop -> WSGI thread: doorbells ------------------------------------------------------
 
-
-class _Doorbell:
-    """Wakes one WSGI thread from the event loop thread.
-
-    An eventfd (Linux) or a pipe. Ringing is a system call that releases the GIL, so the
-    woken thread can run at once instead of contending for the GIL with the loop thread,
-    which a ``threading`` primitive would make it do. Ringing never blocks the loop.
-    Doorbells are pooled: a ring that arrives late, after its request is over, only makes
-    the next user look at its (empty) outbox once more.
-    """
-
-    __slots__ = ("_read_fd", "_write_fd", "ring", "wait")
-
-    def __init__(self) -> None:
-        if hasattr(os, "eventfd"):
-            fd = os.eventfd(0, os.EFD_CLOEXEC)
-            self._read_fd = self._write_fd = fd
-            self.ring: Callable[[], None] = self._ring_eventfd
-            self.wait: Callable[[], None] = self._wait_eventfd
-        else:  # pragma: no cover - non-Linux
-            self._read_fd, self._write_fd = os.pipe()
-            os.set_blocking(self._write_fd, False)
-            self.ring = self._ring_pipe
-            self.wait = self._wait_pipe
-
-    def _ring_eventfd(self) -> None:
-        os.eventfd_write(self._write_fd, 1)
-
-    def _wait_eventfd(self) -> None:
-        os.eventfd_read(self._read_fd)
-
-    def _ring_pipe(self) -> None:  # pragma: no cover - non-Linux
-        with contextlib.suppress(BlockingIOError):  # full: plenty to wake up for
-            os.write(self._write_fd, b"\0")
-
-    def _wait_pipe(self) -> None:  # pragma: no cover - non-Linux
-        os.read(self._read_fd, 512)
-
-    def close(self, _close: Callable[[int], None] = os.close) -> None:
-        # _close is bound at definition: at interpreter exit, module globals may be gone.
-        if self._read_fd >= 0:
-            _close(self._read_fd)
-            if self._write_fd != self._read_fd:  # pragma: no cover - non-Linux
-                _close(self._write_fd)
-            self._read_fd = self._write_fd = -1
-
-    # Only a doorbell nobody can ring any more is ever collected (one in the pool is
-    # referenced by the pool; one in use, by its request).
-    __del__ = close
+# Doorbells (see anysgi._threads.Doorbell) are pooled: a ring that arrives late, after its
+# request is over, only makes the next user look at its (empty) outbox once more.
+_doorbells: list[Doorbell] = []
 
 
-_doorbells: list[_Doorbell] = []
-
-
-def _take_doorbell() -> _Doorbell:
+def _take_doorbell() -> Doorbell:
     try:
         return _doorbells.pop()
     except IndexError:
-        return _Doorbell()
+        return Doorbell()
 
 
 def _reset_doorbells_in_child() -> None:
