@@ -56,9 +56,52 @@ def native(environ: dict[str, Any], start_response: Any) -> list[bytes]:
     return [HELLO]
 
 
+class LoopFloor:
+    """The least any adapter with a background event loop can do: a reference, not a peer.
+
+    Each request is handed to one asyncio loop thread (``call_soon_threadsafe``), the ASGI
+    hello app runs there as a task with a ``receive``/``send`` that only collect, and the
+    WSGI thread waits on a lock for the answer. No scope, no headers, no validation, no
+    streaming, no error handling: what is left is the two thread hand-offs and one task,
+    which every design that runs the ASGI app on a loop of its own pays per request.
+    """
+
+    def __init__(self) -> None:
+        import asyncio
+        import threading
+
+        self._loop = asyncio.new_event_loop()
+        threading.Thread(target=self._loop.run_forever, daemon=True).start()
+        self._lock_type = threading.Lock
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        done = self._lock_type()
+        done.acquire()
+        sent: list[dict[str, Any]] = []
+
+        async def receive() -> dict[str, Any]:
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(message: dict[str, Any]) -> None:
+            sent.append(message)
+
+        async def run() -> None:
+            try:
+                await asgi_app({"type": "http", "path": "/"}, receive, send)
+            finally:
+                done.release()
+
+        self._loop.call_soon_threadsafe(self._loop.create_task, run())
+        done.acquire()
+        start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "13")])
+        return [sent[1]["body"]]
+
+
 def build(name: str) -> Any:
     if name == "native":
         return native
+    if name == "loop_floor":
+        return LoopFloor()
     if name == "a2wsgi":
         from a2wsgi import ASGIMiddleware
 

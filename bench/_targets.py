@@ -61,10 +61,73 @@ def wsgi_app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
     return [HELLO]
 
 
+def _floor_response(request_id: int) -> bytes:
+    body = (
+        b"Status: 200 OK\r\n"
+        + b"".join(b"%s: %s\r\n" % (name, value) for name, value in HEADERS)
+        + b"\r\n"
+        + HELLO
+    )
+    padding = -len(body) % 8
+    stdout = bytes([1, 6, request_id >> 8, request_id & 255, len(body) >> 8, len(body) & 255])
+    end = bytes([1, 3, request_id >> 8, request_id & 255, 0, 8, 0, 0]) + bytes(8)
+    return stdout + bytes([padding, 0]) + body + bytes(padding) + end
+
+
+def anyio_floor(backend: str, host: str, port: int) -> None:
+    """The least a FastCGI server on anyio can do per request: a reference, not a peer.
+
+    One task per connection: ``anyio.wait_readable``, ``recv``, and when the read holds the
+    end of a request's STDIN, one ``send`` of a canned response for the request id of its
+    BEGIN_REQUEST. No codec, no validation, no application, no task per request; it relies
+    on nginx sending each GET in one write. What is left is what anyio and the sockets
+    cost, which bounds how fast any server written on anyio (as anysgi's is) can be.
+    """
+    import socket
+
+    import anyio
+
+    async def connection(sock: socket.socket) -> None:
+        with sock:
+            request_id = 1
+            while True:
+                await anyio.wait_readable(sock)
+                try:
+                    data = sock.recv(65536)
+                except BlockingIOError:
+                    continue
+                except OSError:
+                    return
+                if not data:
+                    return
+                if data[1] == 1:  # BEGIN_REQUEST first, as nginx sends it
+                    request_id = data[2] << 8 | data[3]
+                if data.endswith(bytes([1, 5, request_id >> 8, request_id & 255, 0, 0, 0, 0])):
+                    sock.send(_floor_response(request_id))
+
+    async def serve() -> None:
+        listener = socket.create_server((host, port), backlog=1024)
+        listener.setblocking(False)
+        async with anyio.create_task_group() as task_group:
+            while True:
+                await anyio.wait_readable(listener)
+                try:
+                    sock, _ = listener.accept()
+                except BlockingIOError:
+                    continue
+                sock.setblocking(False)
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                task_group.start_soon(connection, sock)
+
+    anyio.run(serve, backend=backend)
+
+
 def main(argv: list[str]) -> None:
     name, addr = argv[0], argv[1]
     host, _, port = addr.rpartition(":")
-    if name.startswith("anysgi"):
+    if name.startswith("anyio-floor-"):
+        anyio_floor(name.removeprefix("anyio-floor-"), host, int(port))
+    elif name.startswith("anysgi"):
         from anysgi import fastcgi
 
         _, interface, loop = name.split("-")

@@ -6,7 +6,10 @@
    with the process pinned to one CPU (the WSGI thread and the loop thread share it, so
    the figure is the CPU cost of a request, hops included) and once unpinned.
 2. Under gunicorn (gthread, 1 worker, 8 threads) and waitress (8 threads), driven by wrk:
-   requests per second. The server is pinned to CPU 0 and wrk to CPU 1.
+   requests per second. The server is pinned to CPU 0 and wrk to CPU 1. Beside the peers,
+   a reference: the "loop floor" (``_asgi2wsgi_app.LoopFloor``), the bare minimum of any
+   adapter that runs the ASGI app on an event loop thread (two hand-offs and a task, no
+   scope, no checks), which shows how much of the gap to native WSGI is the design's.
 3. Peak RSS of a gunicorn worker while 1 GiB goes up and 1 GiB comes down
    through ASGI2WSGI, above the idle worker.
 
@@ -35,13 +38,14 @@ QUICK = os.environ.get("ASGI2WSGI_BENCH_QUICK") == "1"
 MiB = 1024 * 1024
 
 INPROCESS = ["anysgi_asyncio", "anysgi_uvloop", "anysgi_trio", "a2wsgi", "native"]
-SERVED = ["anysgi_asyncio", "anysgi_trio", "a2wsgi", "native"]
+SERVED = ["anysgi_asyncio", "anysgi_trio", "a2wsgi", "native", "loop_floor"]
 LABELS = {
     "anysgi_asyncio": "anysgi asyncio",
     "anysgi_uvloop": "anysgi asyncio+uvloop",
     "anysgi_trio": "anysgi trio",
     "a2wsgi": "a2wsgi",
     "native": "native WSGI",
+    "loop_floor": "loop floor (reference)",
 }
 
 

@@ -3,7 +3,9 @@
 Every backend serves the same hello-world app (bench/_targets.py) on its own port, pinned to
 CPU 0; one nginx worker (keepalive upstreams, ``fastcgi_keep_conn on``) and wrk share CPU 1.
 uvicorn sits behind ``proxy_pass`` with a keepalive upstream: what one would use instead of
-FastCGI. Candidates are measured interleaved, several rounds, and reported as medians with
+FastCGI. Two references that are not peers: ``anyio-floor-asyncio`` and ``anyio-floor-trio``
+(``bench/_targets.py``), a canned answer per request with nothing but ``anyio.wait_readable``,
+``recv`` and ``send``: the floor of any server on anyio. Candidates are measured interleaved, several rounds, and reported as medians with
 ratios; CPU time per request (from /proc) is reported beside requests per second because it
 is far less sensitive to other load on the machine.
 
@@ -158,6 +160,8 @@ def _throughput(run_dir: Path, seconds: int, rounds: int) -> None:
         "fcgisgi-asgi-uvloop",
     ]
     targets += ["anysgi-wsgi-asyncio", "anysgi-wsgi-trio", "fcgisgi-wsgi", "flup"]
+    # References, not peers: the least any server on anyio can do (bench/_targets.py).
+    targets += ["anyio-floor-asyncio", "anyio-floor-trio"]
     have_flup = importlib.util.find_spec("flup") is not None
     if not have_flup:
         targets.remove("flup")
@@ -212,7 +216,7 @@ def _throughput(run_dir: Path, seconds: int, rounds: int) -> None:
         figures,
         baseline="anysgi-asgi-asyncio",
     )
-    wsgi_figures = [f for f in figures if "wsgi" in f.name or f.name == "flup"]
+    wsgi_figures = [f for f in figures if "-wsgi" in f.name or f.name == "flup"]
     report("WSGI apps", wsgi_figures, baseline="anysgi-wsgi-asyncio")
     report(
         "server CPU time per request (lower is better: a ratio above 1 means anysgi costs more)",
