@@ -5,9 +5,10 @@ CPU 0; one nginx worker (keepalive upstreams, ``fastcgi_keep_conn on``) and wrk 
 uvicorn sits behind ``proxy_pass`` with a keepalive upstream: what one would use instead of
 FastCGI. Two references that are not peers: ``anyio-floor-asyncio`` and ``anyio-floor-trio``
 (``bench/_targets.py``), a canned answer per request with nothing but ``anyio.wait_readable``,
-``recv`` and ``send``: the floor of any server on anyio. Candidates are measured interleaved, several rounds, and reported as medians with
-ratios; CPU time per request (from /proc) is reported beside requests per second because it
-is far less sensitive to other load on the machine.
+``recv`` and ``send``: the floor of any server on anyio. Candidates are measured
+interleaved, several rounds, and reported as medians with ratios; CPU time per request (from
+/proc) is reported beside requests per second because it is far less sensitive to other load
+on the machine.
 
 Then memory: a 1 GiB upload (``fastcgi_request_buffering off``) and a 1 GiB download
 (``fastcgi_buffering off``) through nginx, and the backend's peak RSS above its idle RSS.
