@@ -127,14 +127,14 @@ class _Inbox:
 
     Two ways in, picked by measuring both on each backend (see the design notes):
 
-    * asyncio, with anyio >= 4.16: the event loop's own thread-safe callback queue, through
-      ``EventLoopToken.backend_class.run_sync_soon``: the callback runs in the very next
-      loop iteration.
-    * otherwise (trio, whose own ``run_sync_soon`` goes through a system task anyway, and
-      older anyio): a deque plus a socket pair. The dispatcher task sleeps in
-      :func:`anyio.wait_readable` and is woken by one byte, sent only while it sleeps (the
-      ``_armed`` flag: each side sets its flag before it looks at the other's, so a post is
-      never missed). Under load one wake-up drains many posts.
+    * asyncio: the event loop's own thread-safe callback queue, through
+      ``EventLoopToken.backend_class.run_sync_soon`` (anyio >= 4.16): the callback runs in
+      the very next loop iteration.
+    * trio, whose own ``run_sync_soon`` goes through a system task anyway: a deque plus a
+      socket pair. The dispatcher task sleeps in :func:`anyio.wait_readable` and is woken
+      by one byte, sent only while it sleeps (the ``_armed`` flag: each side sets its flag
+      before it looks at the other's, so a post is never missed). Under load one wake-up
+      drains many posts.
 
     After :meth:`close`, posts raise :class:`_LoopStoppedError`; whatever was posted and
     never ran is accounted for by the runtime's teardown, which fails every request still
@@ -154,16 +154,10 @@ class _Inbox:
     def bind(self, backend: str) -> bool:
         """Choose the way in, from inside the loop. Return True if the dispatcher is needed."""
         if backend == "asyncio":
-            try:
-                from anyio.lowlevel import current_token
-            except ImportError:  # pragma: no cover - anyio < 4.11
-                return True
-            token = current_token()
-            run_sync_soon = getattr(token.backend_class, "run_sync_soon", None)
-            if run_sync_soon is not None:
-                self._run_sync_soon = run_sync_soon
-                self._native_token = token.native_token
-                return False
+            token = anyio.lowlevel.current_token()
+            self._run_sync_soon = token.backend_class.run_sync_soon
+            self._native_token = token.native_token
+            return False
         return True
 
     def post(self, fn: Callable[..., object], *args: Any) -> None:
