@@ -16,7 +16,7 @@ import threading
 import time
 import warnings
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import anyio
@@ -33,21 +33,6 @@ LOGGER = "anysgi.asgi2wsgi"
 TIMEOUT = 20  # seconds any single wait in these tests may take before it is a failure
 
 Make = Callable[..., ASGI2WSGI]
-
-
-@pytest.fixture
-def make(portal_backend: str) -> Iterator[Make]:
-    """Build ASGI2WSGI instances on the test's backend; all are closed at the end."""
-    made: list[ASGI2WSGI] = []
-
-    def factory(app: Any, **kwargs: Any) -> ASGI2WSGI:
-        instance = ASGI2WSGI(app, backend=portal_backend, **kwargs)  # type: ignore[arg-type]
-        made.append(instance)
-        return instance
-
-    yield factory
-    for instance in made:
-        instance.close()
 
 
 def wait_until(predicate: Callable[[], bool], what: str) -> None:
@@ -97,14 +82,14 @@ async def hello(scope: Scope, receive: ASGIReceive, send: ASGISend) -> None:
 # --- the basics ------------------------------------------------------------------------
 
 
-def test_hello_world(make: Make) -> None:
-    response = request(make(hello))
+def test_hello_world(make_asgi2wsgi: Make) -> None:
+    response = request(make_asgi2wsgi(hello))
     assert response.status == "200 OK"
     assert response.headers == [("content-type", "text/plain"), ("content-length", "13")]
     assert response.body == b"Hello, world!"
 
 
-def test_status_line_and_hop_by_hop_headers(make: Make) -> None:
+def test_status_line_and_hop_by_hop_headers(make_asgi2wsgi: Make) -> None:
     async def app(scope: Scope, receive: ASGIReceive, send: ASGISend) -> None:
         await send(
             {
@@ -122,7 +107,7 @@ def test_status_line_and_hop_by_hop_headers(make: Make) -> None:
         )
         await send({"type": "http.response.body", "body": bytearray(b"teapot")})
 
-    response = request(make(app))
+    response = request(make_asgi2wsgi(app))
     assert response.status == "418 I'm a Teapot"
     # PEP 3333 forbids hop-by-hop headers from applications: the server owns them.
     assert response.headers == [
@@ -134,7 +119,7 @@ def test_status_line_and_hop_by_hop_headers(make: Make) -> None:
     assert response.body == b"teapot"
 
 
-def test_scope_is_exact(make: Make) -> None:
+def test_scope_is_exact(make_asgi2wsgi: Make) -> None:
     scopes: list[Scope] = []
 
     async def app(scope: Scope, receive: ASGIReceive, send: ASGISend) -> None:
@@ -160,7 +145,7 @@ def test_scope_is_exact(make: Make) -> None:
         REQUEST_URI="/app/caf%C3%A9/a%20b?x=1&y=%2F",
     )
     environ["wsgi.url_scheme"] = "https"
-    call = start(make(app), environ)
+    call = start(make_asgi2wsgi(app), environ)
     call.rest()
     call.close()
     (scope,) = scopes
@@ -188,19 +173,19 @@ def test_scope_is_exact(make: Make) -> None:
     assert scope["extensions"]["wsgi"]["environ"]["REQUEST_URI"] == environ["REQUEST_URI"]
 
 
-def test_invalid_utf8_in_path_does_not_crash(make: Make) -> None:
+def test_invalid_utf8_in_path_does_not_crash(make_asgi2wsgi: Make) -> None:
     paths: list[str] = []
 
     async def app(scope: Scope, receive: ASGIReceive, send: ASGISend) -> None:
         paths.append(scope["path"])
         await hello(scope, receive, send)
 
-    response = request(make(app), "GET", "/bad\xff\xfe")
+    response = request(make_asgi2wsgi(app), "GET", "/bad\xff\xfe")
     assert response.status_code == 200
     assert paths[0].encode("utf-8", "surrogateescape") == b"/bad\xff\xfe"
 
 
-def test_state_is_a_shallow_copy_per_request(make: Make) -> None:
+def test_state_is_a_shallow_copy_per_request(make_asgi2wsgi: Make) -> None:
     seen: list[dict[str, Any]] = []
 
     async def app(scope: Scope, receive: ASGIReceive, send: ASGISend) -> None:
@@ -217,14 +202,14 @@ def test_state_is_a_shallow_copy_per_request(make: Make) -> None:
         state["shared"].append(1)  # mutating a shared object is visible to all
         await hello(scope, receive, send)
 
-    wsgi = make(app)
+    wsgi = make_asgi2wsgi(app)
     for _ in range(3):
         request(wsgi)
     assert [s["counter"] for s in seen] == [0, 0, 0]
     assert seen[-1]["shared"] == [1, 1, 1]
 
 
-def test_context_variables_do_not_leak_between_requests(make: Make) -> None:
+def test_context_variables_do_not_leak_between_requests(make_asgi2wsgi: Make) -> None:
     var: contextvars.ContextVar[str] = contextvars.ContextVar("var", default="unset")
     seen: list[str] = []
 
@@ -237,13 +222,13 @@ def test_context_variables_do_not_leak_between_requests(make: Make) -> None:
         seen.append(var.get())
         await hello(scope, receive, send)
 
-    wsgi = make(app)
+    wsgi = make_asgi2wsgi(app)
     request(wsgi, "GET", "/one")
     request(wsgi, "GET", "/two")
     assert seen == ["unset", "/one", "unset", "/two"]
 
 
-def test_the_wsgi_threads_context_does_not_reach_the_app(make: Make) -> None:
+def test_the_wsgi_threads_context_does_not_reach_the_app(make_asgi2wsgi: Make) -> None:
     var: contextvars.ContextVar[str] = contextvars.ContextVar("wsgi_side", default="unset")
     seen: list[str] = []
 
@@ -252,7 +237,7 @@ def test_the_wsgi_threads_context_does_not_reach_the_app(make: Make) -> None:
             seen.append(var.get())
             await hello(scope, receive, send)
 
-    wsgi = make(app)
+    wsgi = make_asgi2wsgi(app)
     token = var.set("set in the WSGI thread")
     try:
         request(wsgi)
@@ -282,19 +267,19 @@ def echo_app(messages: list[Message] | None = None, done: threading.Event | None
     return app
 
 
-def test_small_body_arrives_in_one_message(make: Make) -> None:
+def test_small_body_arrives_in_one_message(make_asgi2wsgi: Make) -> None:
     messages: list[Message] = []
-    response = request(make(echo_app(messages)), "POST", body=b"hello")
+    response = request(make_asgi2wsgi(echo_app(messages)), "POST", body=b"hello")
     assert response.body == b"hello"
     assert messages == [{"type": "http.request", "body": b"hello", "more_body": False}]
 
 
-def test_large_body_streams_in_bounded_chunks(make: Make) -> None:
+def test_large_body_streams_in_bounded_chunks(make_asgi2wsgi: Make) -> None:
     messages: list[Message] = []
     data = os.urandom(10_000)
     wsgi_input = TrackingInput(data)
     response = request(
-        make(echo_app(messages), read_chunk_size=1024),
+        make_asgi2wsgi(echo_app(messages), read_chunk_size=1024),
         "POST",
         wsgi_input=wsgi_input,
         content_length=str(len(data)),
@@ -305,11 +290,11 @@ def test_large_body_streams_in_bounded_chunks(make: Make) -> None:
     assert [m["more_body"] for m in messages] == [True] * 9 + [False]
 
 
-def test_chunked_body_is_read_to_eof_when_input_terminated(make: Make) -> None:
+def test_chunked_body_is_read_to_eof_when_input_terminated(make_asgi2wsgi: Make) -> None:
     messages: list[Message] = []
     wsgi_input = ChunkedInput(5000, fill=b"z")
     response = request(
-        make(echo_app(messages), read_chunk_size=2048),
+        make_asgi2wsgi(echo_app(messages), read_chunk_size=2048),
         "POST",
         wsgi_input=wsgi_input,
         input_terminated=True,
@@ -319,15 +304,17 @@ def test_chunked_body_is_read_to_eof_when_input_terminated(make: Make) -> None:
     assert messages[-1] == {"type": "http.request", "body": b"", "more_body": False}
 
 
-def test_no_length_and_no_input_terminated_means_no_body(make: Make) -> None:
+def test_no_length_and_no_input_terminated_means_no_body(make_asgi2wsgi: Make) -> None:
     messages: list[Message] = []
-    response = request(make(echo_app(messages)), "POST", wsgi_input=TrackingInput(forbid=True))
+    response = request(
+        make_asgi2wsgi(echo_app(messages)), "POST", wsgi_input=TrackingInput(forbid=True)
+    )
     assert response.status_code == 200
     assert messages == [{"type": "http.request", "body": b"", "more_body": False}]
 
 
 @pytest.mark.parametrize("value", ["abc", "-1", "1_0", " 12", "²"])
-def test_invalid_content_length_is_400(make: Make, value: str) -> None:
+def test_invalid_content_length_is_400(make_asgi2wsgi: Make, value: str) -> None:
     called = threading.Event()
 
     async def app(scope: Scope, receive: ASGIReceive, send: ASGISend) -> None:
@@ -341,25 +328,28 @@ def test_invalid_content_length_is_400(make: Make, value: str) -> None:
     def start_response(status: str, headers: Any, exc_info: Any = None) -> Any:
         started.append(status)
 
-    body = make(app)(environ, start_response)
+    body = make_asgi2wsgi(app)(environ, start_response)
     assert started == ["400 Bad Request"]
     assert b"".join(body) == b"Bad Request: invalid Content-Length"
     assert not called.is_set()
 
 
-def test_truncated_body_is_a_disconnect(make: Make) -> None:
+def test_truncated_body_is_a_disconnect(make_asgi2wsgi: Make) -> None:
     messages: list[Message] = []
     response = request(
-        make(echo_app(messages)), "POST", wsgi_input=io.BytesIO(b"abc"), content_length="10"
+        make_asgi2wsgi(echo_app(messages)),
+        "POST",
+        wsgi_input=io.BytesIO(b"abc"),
+        content_length="10",
     )
     assert response.status_code == 200
     assert messages == [{"type": "http.disconnect"}]
 
 
-def test_truncated_large_body_is_a_disconnect(make: Make) -> None:
+def test_truncated_large_body_is_a_disconnect(make_asgi2wsgi: Make) -> None:
     messages: list[Message] = []
     request(
-        make(echo_app(messages), read_chunk_size=4),
+        make_asgi2wsgi(echo_app(messages), read_chunk_size=4),
         "POST",
         wsgi_input=io.BytesIO(b"abcdef"),
         content_length="10",
@@ -371,7 +361,9 @@ def test_truncated_large_body_is_a_disconnect(make: Make) -> None:
     ]
 
 
-def test_max_request_body_content_length_gets_413_without_calling_the_app(make: Make) -> None:
+def test_max_request_body_content_length_gets_413_without_calling_the_app(
+    make_asgi2wsgi: Make,
+) -> None:
     called = threading.Event()
 
     async def app(scope: Scope, receive: ASGIReceive, send: ASGISend) -> None:
@@ -379,7 +371,7 @@ def test_max_request_body_content_length_gets_413_without_calling_the_app(make: 
             called.set()
             await hello(scope, receive, send)
 
-    wsgi = make(app, max_request_body=100)
+    wsgi = make_asgi2wsgi(app, max_request_body=100)
     response = request(wsgi, "POST", content_length="101", wsgi_input=TrackingInput(forbid=True))
     assert response.status_code == 413
     assert response.header("content-type") == "text/plain; charset=utf-8"
@@ -388,12 +380,12 @@ def test_max_request_body_content_length_gets_413_without_calling_the_app(make: 
     assert called.is_set()
 
 
-def test_max_request_body_chunked_gets_413_and_the_app_a_disconnect(make: Make) -> None:
+def test_max_request_body_chunked_gets_413_and_the_app_a_disconnect(make_asgi2wsgi: Make) -> None:
     messages: list[Message] = []
     done = threading.Event()
     wsgi_input = ChunkedInput(10_000)
     response = request(
-        make(echo_app(messages, done), max_request_body=3000, read_chunk_size=1000),
+        make_asgi2wsgi(echo_app(messages, done), max_request_body=3000, read_chunk_size=1000),
         "POST",
         wsgi_input=wsgi_input,
         input_terminated=True,
@@ -405,7 +397,7 @@ def test_max_request_body_chunked_gets_413_and_the_app_a_disconnect(make: Make) 
     assert len(wsgi_input.reads) == 4  # stopped as soon as the limit was passed
 
 
-def test_max_request_body_exceeded_after_the_response_started_cuts_it(make: Make) -> None:
+def test_max_request_body_exceeded_after_the_response_started_cuts_it(make_asgi2wsgi: Make) -> None:
     async def app(scope: Scope, receive: ASGIReceive, send: ASGISend) -> None:
         await send(text_start())
         await send({"type": "http.response.body", "body": b"early", "more_body": True})
@@ -413,7 +405,7 @@ def test_max_request_body_exceeded_after_the_response_started_cuts_it(make: Make
         await send({"type": "http.response.body", "body": body})
 
     call = start(
-        make(app, max_request_body=10, read_chunk_size=8),
+        make_asgi2wsgi(app, max_request_body=10, read_chunk_size=8),
         make_environ("POST", wsgi_input=ChunkedInput(100), input_terminated=True),
     )
     assert call.next_chunk() == b"early"
@@ -422,7 +414,7 @@ def test_max_request_body_exceeded_after_the_response_started_cuts_it(make: Make
     call.close()
 
 
-def test_body_can_be_read_after_the_response_started(make: Make) -> None:
+def test_body_can_be_read_after_the_response_started(make_asgi2wsgi: Make) -> None:
     async def app(scope: Scope, receive: ASGIReceive, send: ASGISend) -> None:
         await send(text_start())
         await send({"type": "http.response.body", "body": b"<", "more_body": True})
@@ -433,14 +425,14 @@ def test_body_can_be_read_after_the_response_started(make: Make) -> None:
                 break
         await send({"type": "http.response.body", "body": b">"})
 
-    response = request(make(app, read_chunk_size=3), "POST", body=b"abcdefgh")
+    response = request(make_asgi2wsgi(app, read_chunk_size=3), "POST", body=b"abcdefgh")
     assert response.body == b"<abcdefgh>"
 
 
 # --- responses ---------------------------------------------------------------------------
 
 
-def test_first_chunk_reaches_the_server_before_the_app_finishes(make: Make) -> None:
+def test_first_chunk_reaches_the_server_before_the_app_finishes(make_asgi2wsgi: Make) -> None:
     release = threading.Event()
     finished = threading.Event()
 
@@ -451,7 +443,7 @@ def test_first_chunk_reaches_the_server_before_the_app_finishes(make: Make) -> N
         finished.set()
         await send({"type": "http.response.body", "body": b"data: 2\n\n"})
 
-    call = start(make(app), make_environ())
+    call = start(make_asgi2wsgi(app), make_environ())
     assert call.status == "200 OK"  # start_response was called before __call__ returned
     assert call.next_chunk() == b"data: 1\n\n"
     assert not finished.is_set()
@@ -460,7 +452,7 @@ def test_first_chunk_reaches_the_server_before_the_app_finishes(make: Make) -> N
     call.close()
 
 
-def test_send_waits_for_the_server_to_take_chunks(make: Make) -> None:
+def test_send_waits_for_the_server_to_take_chunks(make_asgi2wsgi: Make) -> None:
     sent = 0
     total = 50
     chunk = b"x" * 1000
@@ -473,7 +465,7 @@ def test_send_waits_for_the_server_to_take_chunks(make: Make) -> None:
             sent += 1
         await send({"type": "http.response.body", "body": b""})
 
-    call = start(make(app, send_buffer_size=4000), make_environ())
+    call = start(make_asgi2wsgi(app, send_buffer_size=4000), make_environ())
     taken = 1
     assert call.next_chunk() == chunk
     while taken < total:
@@ -488,32 +480,32 @@ def test_send_waits_for_the_server_to_take_chunks(make: Make) -> None:
     call.close()
 
 
-def test_app_returning_after_start_without_body_ends_cleanly(make: Make) -> None:
+def test_app_returning_after_start_without_body_ends_cleanly(make_asgi2wsgi: Make) -> None:
     async def app(scope: Scope, receive: ASGIReceive, send: ASGISend) -> None:
         await send({"type": "http.response.start", "status": 204})
 
-    response = request(make(app))
+    response = request(make_asgi2wsgi(app))
     assert response.status == "204 No Content"
     assert response.body == b""
 
 
-def test_app_returning_mid_body_ends_cleanly(make: Make) -> None:
+def test_app_returning_mid_body_ends_cleanly(make_asgi2wsgi: Make) -> None:
     async def app(scope: Scope, receive: ASGIReceive, send: ASGISend) -> None:
         await send(text_start())
         await send({"type": "http.response.body", "body": b"part", "more_body": True})
 
-    response = request(make(app))
+    response = request(make_asgi2wsgi(app))
     assert response.status_code == 200
     assert response.body == b"part"
 
 
-def test_trailers_are_dropped_and_the_response_completes(make: Make) -> None:
+def test_trailers_are_dropped_and_the_response_completes(make_asgi2wsgi: Make) -> None:
     async def app(scope: Scope, receive: ASGIReceive, send: ASGISend) -> None:
         await send(text_start(trailers=True))
         await send({"type": "http.response.body", "body": b"body"})
         await send({"type": "http.response.trailers", "headers": [(b"x-checksum", b"1")]})
 
-    response = request(make(app))
+    response = request(make_asgi2wsgi(app))
     assert response.body == b"body"
 
 
@@ -521,13 +513,13 @@ def test_trailers_are_dropped_and_the_response_completes(make: Make) -> None:
 
 
 def test_exception_before_start_is_a_logged_500(
-    make: Make, caplog: pytest.LogCaptureFixture
+    make_asgi2wsgi: Make, caplog: pytest.LogCaptureFixture
 ) -> None:
     async def app(scope: Scope, receive: ASGIReceive, send: ASGISend) -> None:
         raise ValueError("boom before start")
 
     with caplog.at_level(logging.ERROR, logger=LOGGER):
-        response = request(make(app), "GET", "/broken")
+        response = request(make_asgi2wsgi(app), "GET", "/broken")
     assert response.status == "500 Internal Server Error"
     assert response.exc_info is not None
     assert isinstance(response.exc_info[1], ValueError)
@@ -537,24 +529,24 @@ def test_exception_before_start_is_a_logged_500(
     assert record.exc_info[1] is response.exc_info[1]
 
 
-def test_exception_after_start_before_any_body_is_still_a_500(make: Make) -> None:
+def test_exception_after_start_before_any_body_is_still_a_500(make_asgi2wsgi: Make) -> None:
     async def app(scope: Scope, receive: ASGIReceive, send: ASGISend) -> None:
         await send(text_start())
         raise ValueError("boom after start")
 
-    response = request(make(app))
+    response = request(make_asgi2wsgi(app))
     assert response.status_code == 500
 
 
 def test_exception_after_the_first_chunk_propagates_to_the_server(
-    make: Make, caplog: pytest.LogCaptureFixture
+    make_asgi2wsgi: Make, caplog: pytest.LogCaptureFixture
 ) -> None:
     async def app(scope: Scope, receive: ASGIReceive, send: ASGISend) -> None:
         await send(text_start())
         await send({"type": "http.response.body", "body": b"partial", "more_body": True})
         raise ValueError("boom mid-body")
 
-    call = start(make(app), make_environ())
+    call = start(make_asgi2wsgi(app), make_environ())
     assert call.next_chunk() == b"partial"
     with pytest.raises(ValueError, match="boom mid-body"):
         call.next_chunk()
@@ -562,29 +554,29 @@ def test_exception_after_the_first_chunk_propagates_to_the_server(
 
 
 def test_app_returning_without_a_response_is_a_logged_500(
-    make: Make, caplog: pytest.LogCaptureFixture
+    make_asgi2wsgi: Make, caplog: pytest.LogCaptureFixture
 ) -> None:
     async def app(scope: Scope, receive: ASGIReceive, send: ASGISend) -> None:
         return
 
     with caplog.at_level(logging.ERROR, logger=LOGGER):
-        response = request(make(app))
+        response = request(make_asgi2wsgi(app))
     assert response.status_code == 500
     assert any("without sending a response" in str(r.exc_info) for r in caplog.records)
 
 
-def test_system_exit_in_the_app_is_a_500_and_the_loop_lives_on(make: Make) -> None:
+def test_system_exit_in_the_app_is_a_500_and_the_loop_lives_on(make_asgi2wsgi: Make) -> None:
     async def app(scope: Scope, receive: ASGIReceive, send: ASGISend) -> None:
         if scope["type"] == "http" and scope["path"] == "/exit":
             raise SystemExit(3)
         await hello(scope, receive, send)
 
-    wsgi = make(app)
+    wsgi = make_asgi2wsgi(app)
     assert request(wsgi, "GET", "/exit").status_code == 500
     assert request(wsgi).status_code == 200
 
 
-def test_a_failing_wsgi_input_is_a_disconnect(make: Make) -> None:
+def test_a_failing_wsgi_input_is_a_disconnect(make_asgi2wsgi: Make) -> None:
     class Broken(io.RawIOBase):
         def readable(self) -> bool:
             return True
@@ -595,7 +587,7 @@ def test_a_failing_wsgi_input_is_a_disconnect(make: Make) -> None:
     messages: list[Message] = []
     done = threading.Event()
     response = request(
-        make(echo_app(messages, done), read_chunk_size=10),
+        make_asgi2wsgi(echo_app(messages, done), read_chunk_size=10),
         "POST",
         wsgi_input=Broken(),
         content_length="100",
@@ -614,15 +606,15 @@ def test_a_failing_wsgi_input_is_a_disconnect(make: Make) -> None:
         pytest.param([{"type": "websocket.accept"}], id="unknown-type"),
     ],
 )
-def test_protocol_errors_are_500s(make: Make, messages: list[Message]) -> None:
+def test_protocol_errors_are_500s(make_asgi2wsgi: Make, messages: list[Message]) -> None:
     async def app(scope: Scope, receive: ASGIReceive, send: ASGISend) -> None:
         for message in messages:
             await send(message)
 
-    assert request(make(app)).status_code == 500
+    assert request(make_asgi2wsgi(app)).status_code == 500
 
 
-def test_send_after_complete_raises(make: Make) -> None:
+def test_send_after_complete_raises(make_asgi2wsgi: Make) -> None:
     errors: queue.Queue[BaseException] = queue.Queue()
 
     async def app(scope: Scope, receive: ASGIReceive, send: ASGISend) -> None:
@@ -633,12 +625,12 @@ def test_send_after_complete_raises(make: Make) -> None:
         except RuntimeError as exc:
             errors.put(exc)
 
-    assert request(make(app)).body == b"done"
+    assert request(make_asgi2wsgi(app)).body == b"done"
     assert "complete" in str(errors.get(timeout=TIMEOUT))
 
 
 def test_exception_after_the_response_is_logged(
-    make: Make, caplog: pytest.LogCaptureFixture
+    make_asgi2wsgi: Make, caplog: pytest.LogCaptureFixture
 ) -> None:
     logged = threading.Event()
 
@@ -655,7 +647,7 @@ def test_exception_after_the_response_is_logged(
     handler = Handler()
     logging.getLogger(LOGGER).addHandler(handler)
     try:
-        assert request(make(app)).body == b"ok"
+        assert request(make_asgi2wsgi(app)).body == b"ok"
         assert logged.wait(TIMEOUT)
     finally:
         logging.getLogger(LOGGER).removeHandler(handler)
@@ -664,7 +656,7 @@ def test_exception_after_the_response_is_logged(
 # --- disconnect and background work -----------------------------------------------------
 
 
-def test_receive_says_disconnect_once_the_response_is_complete(make: Make) -> None:
+def test_receive_says_disconnect_once_the_response_is_complete(make_asgi2wsgi: Make) -> None:
     after: queue.Queue[Message] = queue.Queue()
 
     async def app(scope: Scope, receive: ASGIReceive, send: ASGISend) -> None:
@@ -673,11 +665,11 @@ def test_receive_says_disconnect_once_the_response_is_complete(make: Make) -> No
         await send({"type": "http.response.body", "body": b"ok"})
         after.put(await receive())
 
-    assert request(make(app)).body == b"ok"
+    assert request(make_asgi2wsgi(app)).body == b"ok"
     assert after.get(timeout=TIMEOUT) == {"type": "http.disconnect"}
 
 
-def test_receive_blocks_until_the_response_is_complete(make: Make) -> None:
+def test_receive_blocks_until_the_response_is_complete(make_asgi2wsgi: Make) -> None:
     order: queue.Queue[str] = queue.Queue()
 
     async def app(scope: Scope, receive: ASGIReceive, send: ASGISend) -> None:
@@ -695,12 +687,12 @@ def test_receive_blocks_until_the_response_is_complete(make: Make) -> None:
             order.put("still streaming")
             await send({"type": "http.response.body", "body": b"b"})
 
-    assert request(make(app)).body == b"ab"
+    assert request(make_asgi2wsgi(app)).body == b"ab"
     assert order.get(timeout=TIMEOUT) == "still streaming"
     assert order.get(timeout=TIMEOUT) == "http.disconnect"
 
 
-def test_client_gone_mid_stream_the_app_sees_disconnect(make: Make) -> None:
+def test_client_gone_mid_stream_the_app_sees_disconnect(make_asgi2wsgi: Make) -> None:
     seen: queue.Queue[object] = queue.Queue()
 
     async def app(scope: Scope, receive: ASGIReceive, send: ASGISend) -> None:
@@ -713,7 +705,7 @@ def test_client_gone_mid_stream_the_app_sees_disconnect(make: Make) -> None:
         except OSError as exc:
             seen.put(exc)
 
-    call = start(make(app), make_environ())
+    call = start(make_asgi2wsgi(app), make_environ())
     assert call.next_chunk() == b"1"
     call.close()  # what a server does when the client goes away
     assert seen.get(timeout=TIMEOUT) == {"type": "http.disconnect"}
@@ -723,7 +715,7 @@ def test_client_gone_mid_stream_the_app_sees_disconnect(make: Make) -> None:
 
 
 def test_background_work_runs_after_the_response_without_holding_the_thread(
-    make: Make,
+    make_asgi2wsgi: Make,
 ) -> None:
     proceed = threading.Event()
     done = threading.Event()
@@ -734,14 +726,14 @@ def test_background_work_runs_after_the_response_without_holding_the_thread(
         await anyio.to_thread.run_sync(proceed.wait, TIMEOUT)
         done.set()
 
-    assert request(make(app)).body == b"accepted"  # returned while the app still runs
+    assert request(make_asgi2wsgi(app)).body == b"accepted"  # returned while the app still runs
     assert not done.is_set()
     proceed.set()
     assert done.wait(TIMEOUT)
 
 
 def test_wait_time_cancels_work_left_after_the_response(
-    make: Make, caplog: pytest.LogCaptureFixture
+    make_asgi2wsgi: Make, caplog: pytest.LogCaptureFixture
 ) -> None:
     cancelled = threading.Event()
 
@@ -754,7 +746,7 @@ def test_wait_time_cancels_work_left_after_the_response(
             cancelled.set()
             raise
 
-    wsgi = make(app, wait_time=0.05)
+    wsgi = make_asgi2wsgi(app, wait_time=0.05)
     with caplog.at_level(logging.WARNING, logger=LOGGER):
         assert request(wsgi).body == b"ok"
         assert cancelled.wait(TIMEOUT)
@@ -763,7 +755,7 @@ def test_wait_time_cancels_work_left_after_the_response(
     assert any("wait_time=0.05" in r.getMessage() for r in caplog.records)
 
 
-def test_wait_time_cancels_an_app_ignoring_a_gone_client(make: Make) -> None:
+def test_wait_time_cancels_an_app_ignoring_a_gone_client(make_asgi2wsgi: Make) -> None:
     cancelled = threading.Event()
 
     async def app(scope: Scope, receive: ASGIReceive, send: ASGISend) -> None:
@@ -775,7 +767,7 @@ def test_wait_time_cancels_an_app_ignoring_a_gone_client(make: Make) -> None:
             cancelled.set()
             raise
 
-    call = start(make(app, wait_time=0.01), make_environ())
+    call = start(make_asgi2wsgi(app, wait_time=0.01), make_environ())
     assert call.next_chunk() == b"1"
     call.close()
     assert cancelled.wait(TIMEOUT)
@@ -784,7 +776,7 @@ def test_wait_time_cancels_an_app_ignoring_a_gone_client(make: Make) -> None:
 # --- concurrency -------------------------------------------------------------------------
 
 
-def test_fifty_threads_get_their_own_responses(make: Make) -> None:
+def test_fifty_threads_get_their_own_responses(make_asgi2wsgi: Make) -> None:
     async def app(scope: Scope, receive: ASGIReceive, send: ASGISend) -> None:
         body, _ = await read_body(receive)
         await anyio.lowlevel.checkpoint()
@@ -794,7 +786,7 @@ def test_fifty_threads_get_their_own_responses(make: Make) -> None:
         await anyio.lowlevel.checkpoint()
         await send({"type": "http.response.body", "body": b"|" + body})
 
-    wsgi = make(app, read_chunk_size=16)
+    wsgi = make_asgi2wsgi(app, read_chunk_size=16)
     errors: list[str] = []
     barrier = threading.Barrier(50)
 
@@ -815,7 +807,7 @@ def test_fifty_threads_get_their_own_responses(make: Make) -> None:
     assert errors == []
 
 
-def test_other_tasks_run_while_requests_come_back_to_back(make: Make) -> None:
+def test_other_tasks_run_while_requests_come_back_to_back(make_asgi2wsgi: Make) -> None:
     ticks = 0
 
     async def app(scope: Scope, receive: ASGIReceive, send: ASGISend) -> None:
@@ -838,7 +830,7 @@ def test_other_tasks_run_while_requests_come_back_to_back(make: Make) -> None:
             return
         await hello(scope, receive, send)
 
-    wsgi = make(app)
+    wsgi = make_asgi2wsgi(app)
     request(wsgi)
     before = ticks
     for _ in range(200):
@@ -848,7 +840,7 @@ def test_other_tasks_run_while_requests_come_back_to_back(make: Make) -> None:
     assert ticks - before >= 10
 
 
-def test_max_concurrency_queues_requests(make: Make) -> None:
+def test_max_concurrency_queues_requests(make_asgi2wsgi: Make) -> None:
     running = 0
     peak = 0
 
@@ -862,7 +854,7 @@ def test_max_concurrency_queues_requests(make: Make) -> None:
         running -= 1
         await hello(scope, receive, send)
 
-    wsgi = make(app, max_concurrency=2)
+    wsgi = make_asgi2wsgi(app, max_concurrency=2)
     results: list[int] = []
     threads = [
         threading.Thread(target=lambda: results.append(request(wsgi).status_code)) for _ in range(8)
@@ -908,9 +900,9 @@ class LifespanApp:
         await hello(scope, receive, send)
 
 
-def test_lifespan_runs_once_around_requests(make: Make) -> None:
+def test_lifespan_runs_once_around_requests(make_asgi2wsgi: Make) -> None:
     app = LifespanApp()
-    wsgi = make(app)
+    wsgi = make_asgi2wsgi(app)
     assert app.events == []  # lazy: nothing before the first request
     request(wsgi)
     request(wsgi)
@@ -924,10 +916,10 @@ def test_lifespan_runs_once_around_requests(make: Make) -> None:
 
 
 def test_startup_failed_makes_every_request_a_500(
-    make: Make, caplog: pytest.LogCaptureFixture
+    make_asgi2wsgi: Make, caplog: pytest.LogCaptureFixture
 ) -> None:
     app = LifespanApp(startup="failed")
-    wsgi = make(app)
+    wsgi = make_asgi2wsgi(app)
     with caplog.at_level(logging.ERROR, logger=LOGGER):
         assert request(wsgi).status_code == 500
         assert request(wsgi).status_code == 500
@@ -936,30 +928,30 @@ def test_startup_failed_makes_every_request_a_500(
 
 
 def test_lifespan_auto_goes_on_without_an_app_that_raises(
-    make: Make, caplog: pytest.LogCaptureFixture
+    make_asgi2wsgi: Make, caplog: pytest.LogCaptureFixture
 ) -> None:
     app = LifespanApp(startup="raise")
     with caplog.at_level(logging.DEBUG, logger="anysgi"):
-        assert request(make(app)).status_code == 200
+        assert request(make_asgi2wsgi(app)).status_code == 200
     assert any(
         r.levelno == logging.DEBUG and "unsupported" in r.getMessage() for r in caplog.records
     )
 
 
-def test_lifespan_on_requires_support(make: Make) -> None:
-    assert request(make(LifespanApp(startup="raise"), lifespan="on")).status_code == 500
+def test_lifespan_on_requires_support(make_asgi2wsgi: Make) -> None:
+    assert request(make_asgi2wsgi(LifespanApp(startup="raise"), lifespan="on")).status_code == 500
 
 
-def test_lifespan_off_never_calls_the_app_with_it(make: Make) -> None:
+def test_lifespan_off_never_calls_the_app_with_it(make_asgi2wsgi: Make) -> None:
     app = LifespanApp()
-    wsgi = make(app, lifespan="off")
+    wsgi = make_asgi2wsgi(app, lifespan="off")
     request(wsgi)
     wsgi.close()
     assert app.events == ["request {}"]
 
 
-def test_shutdown_failed_is_raised_by_close(make: Make) -> None:
-    wsgi = make(LifespanApp(shutdown="failed"))
+def test_shutdown_failed_is_raised_by_close(make_asgi2wsgi: Make) -> None:
+    wsgi = make_asgi2wsgi(LifespanApp(shutdown="failed"))
     request(wsgi)
     with pytest.raises(LifespanError, match="flush failed"):
         wsgi.close()
@@ -969,7 +961,7 @@ def test_shutdown_failed_is_raised_by_close(make: Make) -> None:
 
 
 def test_close_waits_for_running_work_then_cancels_it(
-    make: Make, caplog: pytest.LogCaptureFixture
+    make_asgi2wsgi: Make, caplog: pytest.LogCaptureFixture
 ) -> None:
     finished = threading.Event()
     cancelled = threading.Event()
@@ -985,12 +977,12 @@ def test_close_waits_for_running_work_then_cancels_it(
             cancelled.set()
             raise
 
-    wsgi = make(app, shutdown_timeout=0.5)
+    wsgi = make_asgi2wsgi(app, shutdown_timeout=0.5)
     request(wsgi, "GET", "/short")
     wsgi.close()  # waits for /short's background work: it finishes
     assert finished.is_set()
 
-    wsgi = make(app, shutdown_timeout=0.1)
+    wsgi = make_asgi2wsgi(app, shutdown_timeout=0.1)
     request(wsgi, "GET", "/long")
     with caplog.at_level(logging.WARNING, logger=LOGGER):
         wsgi.close()  # gives up on /long after 0.1 s
@@ -1002,9 +994,9 @@ def portal_threads() -> list[threading.Thread]:
     return [t for t in threading.enumerate() if "-portal-" in t.name]
 
 
-def test_loop_thread_starts_lazily_and_close_stops_it(make: Make) -> None:
+def test_loop_thread_starts_lazily_and_close_stops_it(make_asgi2wsgi: Make) -> None:
     before = portal_threads()
-    wsgi = make(hello)
+    wsgi = make_asgi2wsgi(hello)
     assert portal_threads() == before
     request(wsgi)
     assert len(portal_threads()) == len(before) + 1
@@ -1046,9 +1038,9 @@ def test_an_unclosed_idle_instance_can_be_collected(portal_backend: str) -> None
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
-def test_a_forked_child_starts_its_own_loop(make: Make) -> None:
+def test_a_forked_child_starts_its_own_loop(make_asgi2wsgi: Make) -> None:
     app = LifespanApp()
-    wsgi = make(app)
+    wsgi = make_asgi2wsgi(app)
     assert request(wsgi).body == b"Hello, world!"  # the parent's loop is running
     read_fd, write_fd = os.pipe()
     with warnings.catch_warnings():

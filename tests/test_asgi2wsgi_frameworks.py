@@ -6,14 +6,13 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import anyio
 import anyio.lowlevel
-import pytest
 
 # Imported here, not in the tests: the frameworks resolve the (string) annotations of the
 # endpoints below in this module's globals.
@@ -33,20 +32,6 @@ from anysgi import ASGI2WSGI
 from .wsgi_client import make_environ, request, start
 
 TIMEOUT = 20
-
-
-@pytest.fixture
-def wrap(portal_backend: str) -> Iterator[Any]:
-    made: list[ASGI2WSGI] = []
-
-    def factory(app: Any, **kwargs: Any) -> ASGI2WSGI:
-        instance = ASGI2WSGI(app, backend=portal_backend, **kwargs)  # type: ignore[arg-type]
-        made.append(instance)
-        return instance
-
-    yield factory
-    for instance in made:
-        instance.close()
 
 
 # --- FastAPI -----------------------------------------------------------------------------
@@ -100,10 +85,10 @@ def fastapi_app(events: list[str], done: threading.Event, release: threading.Eve
     return app
 
 
-def test_fastapi(wrap: Any) -> None:
+def test_fastapi(make_asgi2wsgi: Any) -> None:
     events: list[str] = []
     done, release = threading.Event(), threading.Event()
-    wsgi = wrap(fastapi_app(events, done, release))
+    wsgi = make_asgi2wsgi(fastapi_app(events, done, release))
 
     response = request(wsgi, "GET", "/items/42", query="q=x")
     assert response.status_code == 200
@@ -129,9 +114,9 @@ def test_fastapi(wrap: Any) -> None:
     assert events == ["startup", "background", "shutdown"]
 
 
-def test_fastapi_streaming_response(wrap: Any) -> None:
+def test_fastapi_streaming_response(make_asgi2wsgi: Any) -> None:
     release = threading.Event()
-    wsgi = wrap(fastapi_app([], threading.Event(), release))
+    wsgi = make_asgi2wsgi(fastapi_app([], threading.Event(), release))
     call = start(wsgi, make_environ("GET", "/stream"))
     assert call.status == "200 OK"
     assert call.next_chunk() == b"first\n"  # while the generator is blocked
@@ -169,9 +154,9 @@ def starlette_app(seen: list[str]) -> Any:
     )
 
 
-def test_starlette(wrap: Any) -> None:
+def test_starlette(make_asgi2wsgi: Any) -> None:
     seen: list[str] = []
-    wsgi = wrap(starlette_app(seen), read_chunk_size=1000)
+    wsgi = make_asgi2wsgi(starlette_app(seen), read_chunk_size=1000)
     assert request(wsgi, "POST", "/upload", body=b"x" * 10_000).body == b"10000"
     assert request(wsgi, "POST", "/upload", body=b"").body == b"0"
     response = request(
@@ -192,7 +177,7 @@ def test_starlette(wrap: Any) -> None:
 # --- Litestar ----------------------------------------------------------------------------
 
 
-def test_litestar(wrap: Any) -> None:
+def test_litestar(make_asgi2wsgi: Any) -> None:
     @get("/hello/{name:str}")
     async def hello(request: LitestarRequest[Any, Any, Any]) -> dict[str, str]:
         return {"hello": request.path_params["name"]}
@@ -213,7 +198,7 @@ def test_litestar(wrap: Any) -> None:
 
         return Stream(generate(), media_type="text/plain")
 
-    wsgi = wrap(Litestar([hello, size, stream]), read_chunk_size=4096)
+    wsgi = make_asgi2wsgi(Litestar([hello, size, stream]), read_chunk_size=4096)
     assert request(wsgi, "GET", "/hello/world").body == b'{"hello":"world"}'
     response = request(wsgi, "POST", "/size", body=b"y" * 100_000)
     assert response.status_code == 201
