@@ -1,5 +1,12 @@
 """Shared benchmark helpers: repetitions, medians, ratios, a load generator, CPU pinning,
-loopback ports for the servers a benchmark starts.
+loopback ports for the servers a benchmark starts, and the settings every benchmark reads.
+
+Environment, the same for every benchmark:
+
+* ``BENCH_QUICK=1``: a short smoke run (fewer rounds, shorter samples, smaller transfers),
+  to check that a benchmark runs; its figures are not worth quoting;
+* ``BENCH_ROUNDS``: how many interleaved rounds (repetitions) per figure;
+* ``BENCH_SECONDS``: how long each wrk run lasts.
 
 Benchmarks on two cores are noisy (about 10% run to run), so every figure is the median of
 several interleaved repetitions, and peers are always measured in the same run and reported
@@ -17,6 +24,20 @@ import subprocess
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+
+QUICK = os.environ.get("BENCH_QUICK") == "1"
+
+
+def rounds(default: int) -> int:
+    """Rounds per figure: ``BENCH_ROUNDS``, else *default* (at most 2 with ``BENCH_QUICK``)."""
+    return int(os.environ.get("BENCH_ROUNDS", min(default, 2) if QUICK else default))
+
+
+def wrk_seconds(default: int = 5) -> int:
+    """Seconds per wrk run: ``BENCH_SECONDS``, else *default* (2 with ``BENCH_QUICK``).
+
+    Whole seconds: wrk's ``-d`` takes an integer with a unit."""
+    return int(os.environ.get("BENCH_SECONDS", 2 if QUICK else default))
 
 
 @dataclass(frozen=True)

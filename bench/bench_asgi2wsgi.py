@@ -13,8 +13,9 @@
 3. Peak RSS of a gunicorn worker while 1 GiB goes up and 1 GiB comes down
    through ASGI2WSGI, above the idle worker.
 
-Environment: ``ASGI2WSGI_BENCH_QUICK=1`` for a short smoke run (fewer repetitions,
-shorter wrk runs, 64 MiB instead of 1 GiB).
+Environment: ``BENCH_QUICK`` (also 2000 requests per in-process sample instead of 10000,
+64 MiB instead of 1 GiB), ``BENCH_ROUNDS`` (default 7 in process, 3 served),
+``BENCH_SECONDS`` (default 5); see ``_common.py``.
 """
 
 from __future__ import annotations
@@ -31,10 +32,20 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from ._common import Figure, free_port, interleave, pinned, report, wait_port, wrk
+from ._common import (
+    QUICK,
+    Figure,
+    free_port,
+    interleave,
+    pinned,
+    report,
+    rounds,
+    wait_port,
+    wrk,
+    wrk_seconds,
+)
 
 ROOT = Path(__file__).parent.parent
-QUICK = os.environ.get("ASGI2WSGI_BENCH_QUICK") == "1"
 MiB = 1024 * 1024
 
 INPROCESS = ["anysgi_asyncio", "anysgi_uvloop", "anysgi_trio", "a2wsgi", "native"]
@@ -129,7 +140,7 @@ def inprocess_sample(name: str, cpu: int | None, cpu_samples: list[float]) -> fl
 
 
 def bench_inprocess() -> None:
-    repetitions = 3 if QUICK else 7
+    repetitions = rounds(7)
     for cpu, title in ((0, "pinned to one CPU"), (None, "unpinned")):
         cpu_samples: dict[str, list[float]] = {name: [] for name in INPROCESS}
         samples = interleave(
@@ -198,11 +209,11 @@ def served_sample(server: str, name: str) -> float:
     with serving(server, name) as port:
         url = f"http://127.0.0.1:{port}/"
         wrk(url, seconds=1)  # warm-up: connections, threads, the loop, the caches
-        return wrk(url, seconds=2 if QUICK else 5)
+        return wrk(url, seconds=wrk_seconds(5))
 
 
 def bench_served() -> None:
-    repetitions = 2 if QUICK else 3
+    repetitions = rounds(3)
     for server, title in (("gthread", "gunicorn gthread (1 worker, 8 threads)"),
                           ("waitress", "waitress (8 threads)")):  # fmt: skip
         samples = interleave(

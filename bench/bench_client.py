@@ -38,11 +38,11 @@ import httpx
 
 from anysgi.fastcgi.client import AsyncFastCGIClient, FastCGIClient, FastCGITransport, cgi_params
 
-from ._common import Figure, free_port, interleave, pinned, report, wait_port
+from ._common import QUICK, Figure, free_port, interleave, pinned, report, rounds, wait_port
 
-REQUESTS = 1000
-CGI_FCGI_REQUESTS = 100
-REPETITIONS = 5
+REQUESTS = 200 if QUICK else 1000
+CGI_FCGI_REQUESTS = 20 if QUICK else 100
+REPETITIONS = rounds(5)
 SERVER_CPU = 1
 
 Scope = MutableMapping[str, Any]

@@ -25,7 +25,7 @@ from fcgisgi import sansio as fcgisgi
 
 from anysgi.fastcgi import protocol as p
 
-from ._common import Figure, interleave, report
+from ._common import Figure, interleave, report, rounds
 
 _HEADER = struct.Struct("!BBHHBx")
 
@@ -292,9 +292,10 @@ def bench_encode(repetitions: int = 9) -> None:
 
 
 def main() -> None:
-    bench_requests()
-    bench_stream()
-    bench_encode()
+    # BENCH_ROUNDS / BENCH_QUICK (see _common.py) set the repetitions of every figure.
+    bench_requests(rounds(7))
+    bench_stream(rounds(11))
+    bench_encode(rounds(9))
 
 
 if __name__ == "__main__":

@@ -13,7 +13,8 @@ on the machine.
 Then memory: a 1 GiB upload (``fastcgi_request_buffering off``) and a 1 GiB download
 (``fastcgi_buffering off``) through nginx, and the backend's peak RSS above its idle RSS.
 
-Environment: ``BENCH_SECONDS`` (per run, default 5), ``BENCH_ROUNDS`` (default 3).
+Environment: ``BENCH_QUICK``, ``BENCH_ROUNDS`` (default 3), ``BENCH_SECONDS`` (default 5);
+see ``_common.py``.
 
 Where anysgi's CPU time per small request goes (py-spy on the asyncio backend behind nginx,
 November 2026): about a fifth in the codec and ``scope_from_params`` (pure Python, shared),
@@ -43,7 +44,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from ._common import Figure, free_port, interleave, pinned, report, wait_port
+from ._common import Figure, free_port, interleave, pinned, report, wait_port, wrk_seconds
+from ._common import rounds as bench_rounds
 
 _WRK_RPS = re.compile(r"Requests/sec:\s+([0-9.]+)")
 _WRK_ERRORS = re.compile(r"(Socket errors:.*|Non-2xx or 3xx responses:.*)")
@@ -293,8 +295,8 @@ def _memory(run_dir: Path) -> None:
 
 
 def main() -> None:
-    seconds = int(os.environ.get("BENCH_SECONDS", "5"))
-    rounds = int(os.environ.get("BENCH_ROUNDS", "3"))
+    seconds = wrk_seconds(5)
+    rounds = bench_rounds(3)
     for tool in ("nginx", "wrk"):
         if shutil.which(tool) is None and not Path(f"/usr/sbin/{tool}").exists():
             raise SystemExit(f"{tool} is not installed (apt-get install {tool})")

@@ -10,8 +10,8 @@ Three measurements, each with every peer in the same run, interleaved:
 3. Memory: 1 GiB up and 1 GiB down through WSGI2ASGI under uvicorn; the serving process's
    peak RSS above its idle figure.
 
-Environment: ``W2A_REPS`` (repetitions, default 5), ``W2A_SECONDS`` (seconds per in-process
-sample, default 1), ``W2A_WRK_SECONDS`` (default 5).
+Environment: ``BENCH_QUICK``, ``BENCH_ROUNDS`` (default 5), ``BENCH_SECONDS`` (default 5);
+see ``_common.py``. An in-process sample lasts 1 s (0.3 s with ``BENCH_QUICK``).
 """
 
 from __future__ import annotations
@@ -25,12 +25,23 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ._common import Figure, free_port, interleave, pinned, report, wait_port, wrk
+from ._common import (
+    QUICK,
+    Figure,
+    free_port,
+    interleave,
+    pinned,
+    report,
+    rounds,
+    wait_port,
+    wrk,
+    wrk_seconds,
+)
 
 ROOT = Path(__file__).parent.parent
-REPS = int(os.environ.get("W2A_REPS", "5"))
-SECONDS = float(os.environ.get("W2A_SECONDS", "1"))
-WRK_SECONDS = int(os.environ.get("W2A_WRK_SECONDS", "5"))
+REPS = rounds(5)
+SECONDS = 0.3 if QUICK else 1.0
+WRK_SECONDS = wrk_seconds(5)
 GiB = 1024**3
 
 ASYNCIO_PEERS = ["anysgi", "uvicorn", "a2wsgi", "asgiref", "starlette", "native"]
