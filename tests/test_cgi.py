@@ -8,7 +8,7 @@ import sys
 import wsgiref.validate
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from urllib.parse import quote_from_bytes
 
 import pytest
@@ -454,6 +454,40 @@ def test_cgi_response_head_puts_status_first() -> None:
 def test_cgi_response_head_refuses_injection(header: tuple[bytes, bytes]) -> None:
     with pytest.raises(CGIResponseError):
         cgi_response_head(200, [header])
+
+
+_HEADER_BYTES = st.binary(max_size=12) | st.sampled_from(
+    [b"content-type", b"x", b"a:b", b"\r", b"\n", b"v\r\nx: 1", b"", b"ok"]
+)
+
+
+@given(
+    status=st.sampled_from([200, 404, 299, 999]),
+    headers=st.lists(st.tuples(_HEADER_BYTES, _HEADER_BYTES), max_size=5),
+)
+def test_cgi_response_head_matches_a_plain_construction(
+    status: int, headers: list[tuple[bytes, bytes]]
+) -> None:
+    # The fast path checks values by counting line ends over the whole block and caches
+    # the names it has checked: it must refuse and accept exactly what a check of every
+    # name and value would, whatever was cached by earlier examples.
+    def bad(name: bytes, value: bytes) -> bool:
+        return not name or any(c in name for c in b":\r\n") or b"\r" in value or b"\n" in value
+
+    if any(bad(name, value) for name, value in headers):
+        with pytest.raises(CGIResponseError):
+            cgi_response_head(status, headers)
+        return
+    expected = b"Status: " + status_line(status).encode() + b"\r\n"
+    expected += b"".join(name + b": " + value + b"\r\n" for name, value in headers)
+    assert cgi_response_head(status, headers) == expected + b"\r\n"
+
+
+def test_cgi_response_head_takes_bytearray_names() -> None:
+    head = cgi_response_head(200, [(cast(bytes, bytearray(b"x-a")), b"1")])
+    assert head == b"Status: 200 OK\r\nx-a: 1\r\n\r\n"
+    with pytest.raises(CGIResponseError):
+        cgi_response_head(200, [(cast(bytes, bytearray(b"x:a")), b"1")])
 
 
 def test_split_and_parse_a_php_fpm_style_response() -> None:

@@ -474,15 +474,44 @@ def cgi_response_head(status: int, headers: Iterable[tuple[bytes, bytes]]) -> by
     :raises CGIResponseError: if a header name or value holds CR or LF (header injection), or
         a name is empty or holds a colon.
     """
-    parts = [b"Status: ", status_line(status).encode("ascii"), b"\r\n"]
+    first = _STATUS_HEADS.get(status) if type(status) is int else None
+    if first is None:
+        first = b"Status: %s\r\n" % status_line(status).encode("ascii")
+        if type(status) is int and len(_STATUS_HEADS) < _NAME_CACHE_MAX:
+            _STATUS_HEADS[status] = first
+    parts = [first]
+    good_names = _GOOD_HEADER_NAMES
     for name, value in headers:
-        if not name or b":" in name or b"\r" in name or b"\n" in name:
-            raise CGIResponseError(f"invalid response header name {name!r}")
-        if b"\r" in value or b"\n" in value:
-            raise CGIResponseError(f"response header {name!r} has a CR or LF in its value")
+        try:
+            known = name in good_names
+        except TypeError:  # unhashable: a bytearray
+            known = False
+        if not known:
+            _check_header_name(name)
         parts += (name, b": ", value, b"\r\n")
     parts.append(b"\r\n")
-    return b"".join(parts)
+    head = b"".join(parts)
+    # The names are checked and every line added ends in CR LF, so a CR or LF beyond those
+    # can only come from a value: two counts over the block instead of two tests per value.
+    lines = len(parts) // 4 + 2
+    if head.count(b"\n") != lines or head.count(b"\r") != lines:
+        for name, value in headers:
+            if b"\r" in value or b"\n" in value:
+                raise CGIResponseError(f"response header {name!r} has a CR or LF in its value")
+    return head
+
+
+def _check_header_name(name: bytes) -> None:
+    if not name or b":" in name or b"\r" in name or b"\n" in name:
+        raise CGIResponseError(f"invalid response header name {name!r}")
+    if type(name) is bytes and len(_GOOD_HEADER_NAMES) < _NAME_CACHE_MAX:
+        _GOOD_HEADER_NAMES.add(name)
+
+
+#: ``200`` -> ``b"Status: 200 OK\r\n"``, filled as codes are used.
+_STATUS_HEADS: dict[int, bytes] = {}
+#: Response header names already checked by _check_header_name.
+_GOOD_HEADER_NAMES: set[bytes] = set()
 
 
 _HEAD_END = re.compile(rb"\r?\n\r?\n")
