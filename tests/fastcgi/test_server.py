@@ -166,6 +166,70 @@ async def test_multiplexed_requests_on_one_connection() -> None:
     assert (first.body, second.body) == (b"/first", b"/second")
 
 
+async def test_requests_that_never_wait_run_in_the_connections_own_task() -> None:
+    # Starting a task costs more than serving a small request: one that can be answered
+    # without waiting runs in the task that reads the connection (see anysgi._inline).
+    tasks: list[int] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        tasks.append(anyio.get_current_task().id)
+        await hello_app(scope, receive, send)
+
+    async with connected(app, lifespan="off") as client:
+        for _ in range(3):
+            assert (await client.request()).status == 200
+    assert len(set(tasks)) == 1
+
+
+async def test_a_request_that_waits_hands_reading_to_a_new_task() -> None:
+    # /slow waits (an inline request is promoted): /quick, sent on the same connection
+    # meanwhile, must be read and answered first, and the connection stays usable.
+    release = anyio.Event()
+    order: list[str] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["path"] == "/slow":
+            await release.wait()
+        else:
+            release.set()
+        order.append(scope["path"])
+        await hello_app(scope, receive, send)
+
+    async with connected(app, lifespan="off") as client:
+        await client.start(params("GET", "/slow"), request_id=1)
+        with anyio.fail_after(5):
+            await anyio.sleep(0.05)  # /slow is inline and waiting before /quick arrives
+            await client.start(params("GET", "/quick"), request_id=2)
+            quick = await client.response(2)
+            slow = await client.response(1)
+            again = await client.request(params("GET", "/quick"), request_id=1)
+    assert (quick.status, slow.status, again.status) == (200, 200, 200)
+    assert order == ["/quick", "/slow", "/quick"]
+
+
+async def test_lingering_close_does_not_cut_work_after_the_response(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Without KEEP_CONN the server stops reading LINGER_TIMEOUT after its response; work
+    # the application does after sending its response (a background task) must not be
+    # cancelled by that, although the request began inline in the reading task.
+    from anysgi.fastcgi import _handler
+
+    monkeypatch.setattr(_handler, "LINGER_TIMEOUT", 0.01)
+    finished = anyio.Event()
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await hello_app(scope, receive, send)
+        await anyio.sleep(0.2)  # well past the linger deadline
+        finished.set()
+
+    async with connected(app, lifespan="off") as client:
+        response = await client.request(keep_conn=False)
+        assert response.status == 200
+        with anyio.fail_after(5):
+            await finished.wait()
+
+
 async def test_get_values_reports_the_real_limits() -> None:
     async with connected(echo_app, max_connections=7, max_requests_per_connection=3) as client:
         await client.send(p.GetValues((p.FCGI_MAX_CONNS, p.FCGI_MAX_REQS, p.FCGI_MPXS_CONNS, b"X")))

@@ -1,10 +1,20 @@
 """One FastCGI connection: a byte stream, a sans-IO :class:`~.protocol.Connection`, request tasks.
 
-The connection's own task is the only reader of its stream. It feeds what it reads to the
-codec and acts on each event: a complete PARAMS stream starts the request's task in the
-connection's task group, STDIN goes to that request's bounded body buffer, management records
-are answered at once. Request tasks write their responses themselves, one write per batch of
-records, under a lock (a stream takes one writer at a time; requests multiplex).
+One task at a time reads the stream. It feeds what it reads to the codec and acts on each
+event: STDIN goes to its request's bounded body buffer, management records are answered at
+once, and a request whose PARAMS stream is complete is started. Requests write their
+responses themselves, one write per batch of records (a stream takes one writer at a time;
+requests multiplex).
+
+Starting a request: when one read completes one request (nearly always: web servers send a
+GET's records in one write and wait for the answer), the reading task runs the application
+itself, inline, rather than paying for a task (more than the rest of a small request costs).
+If the application has to wait (for its body, a disconnect, a database), a new task takes
+over the reading at that moment (:meth:`ConnectionHandler._promote`, :mod:`anysgi._inline`),
+so a request never holds up the others on its connection; until then nothing else could run
+anyway. Several requests completed by one read each get a task in the connection's group.
+The reading task's cancel scope must not reach an inline application, so closing and the
+lingering-close deadline are applied to it only once the application is done or has moved.
 
 Backpressure, both ways (see :doc:`/discussion/backpressure`):
 
@@ -41,6 +51,7 @@ import anyio.abc
 
 from anysgi._cgi import CGIResponseError, cgi_response_head, scope_from_params
 from anysgi._errors import ClientDisconnectedError
+from anysgi._inline import run_inline
 
 from . import protocol
 from .protocol import (
@@ -259,8 +270,16 @@ class ConnectionHandler:
         #: When the last request ended (time.monotonic()), for idle_timeout.
         self.idle_since = time.monotonic()
         self._space: anyio.Event | None = None
+        #: Covers the reads of the task that reads the connection (it moves, see _promote).
         self._reader_scope = anyio.CancelScope()
         self._task_group: anyio.abc.TaskGroup | None = None
+        #: Requests whose PARAMS ended in the current batch of events, not started yet.
+        self._ready: list[_Request] = []
+        #: The reading task is running a request inline (see _run_inline) and still reads.
+        self._inline = False
+        #: A cancel or deadline for _reader_scope asked for while _inline: applied after.
+        self._cancel_pending = False
+        self._deadline_pending = math.inf
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -268,16 +287,20 @@ class ConnectionHandler:
         try:
             async with anyio.create_task_group() as task_group:
                 self._task_group = task_group
-                with self._reader_scope:
-                    await self._read_loop()
-                if self.broken:
-                    # The peer is gone or broke the protocol: nothing more can be written,
-                    # so the connection ends now, not when the last application task
-                    # returns (the descriptor itself is closed once nothing waits on it).
-                    self.stream.abort()
+                await self._read(self._reader_scope)
         finally:
             with anyio.CancelScope(shield=True):
                 await self.stream.aclose()
+
+    async def _read(self, scope: anyio.CancelScope) -> None:
+        with scope:
+            if await self._read_loop(scope):
+                return  # another task reads the connection now
+        if self.broken:
+            # The peer is gone or broke the protocol: nothing more can be written, so the
+            # connection ends now, not when the last application task returns (the
+            # descriptor itself is closed once nothing waits on it).
+            self.stream.abort()
 
     def drain(self) -> None:
         """Graceful stop: finish the requests in flight, then close; close now if idle."""
@@ -293,7 +316,11 @@ class ConnectionHandler:
 
     def _close_now(self) -> None:
         self.closing = True
-        self._reader_scope.cancel()
+        if self._inline:
+            # The reading task is running an application: stop reading once it is done.
+            self._cancel_pending = True
+        else:
+            self._reader_scope.cancel()
 
     def check_idle(self, now: float) -> None:
         """Close the connection if it has had no request running for ``idle_timeout``.
@@ -314,9 +341,11 @@ class ConnectionHandler:
 
     # -- reading -----------------------------------------------------------------------------
 
-    async def _read_loop(self) -> None:
+    async def _read_loop(self, scope: anyio.CancelScope) -> bool:
+        """Read and act on the connection until it ends; True if another task took over."""
         stream = self.stream
         codec = self.codec
+        ready = self._ready
         data = b"x" * READ_SIZE
         while True:
             # After a full read more is probably waiting (an upload): read at once. After a
@@ -332,7 +361,7 @@ class ConnectionHandler:
                 except RemoteProtocolError as exc:
                     logger.warning("closing the connection from %s: %s", self.peer, exc)
                     self._connection_lost()
-                    return
+                    return False
                 if event is NEED_DATA:
                     break
                 event_type = type(event)
@@ -343,7 +372,10 @@ class ConnectionHandler:
                         await self._receive_body(request, event.data)
                 elif event_type is Params:
                     assert isinstance(event, Params)
-                    self._start_request(event)
+                    request = self.requests.get(event.request_id)
+                    if request is not None:
+                        request.params = event.params
+                        ready.append(request)
                 elif event_type is StdinEnd:
                     request = self.requests.get(event.request_id)
                     if request is not None:
@@ -360,7 +392,7 @@ class ConnectionHandler:
                     await self._abort_request(event.request_id)
                 elif event_type is ConnectionClosed:
                     self._connection_lost()
-                    return
+                    return False
                 elif event_type is GetValues:
                     assert isinstance(event, GetValues)
                     await self._get_values(event)
@@ -373,9 +405,17 @@ class ConnectionHandler:
                     )
                     await self._write_or_lose(self.codec.send(UnknownType(event.record_type)))
                 # DATA and DataEnd belong to the Filter role, which is refused at BEGIN_REQUEST.
+            if ready:
+                if len(ready) == 1:
+                    # The usual case: one request, often with all of its input read.
+                    await self._run_inline(ready.pop())
+                    if self._reader_scope is not scope:
+                        return True
+                else:
+                    self._start_requests()
             if not data:
                 self._connection_lost()
-                return
+                return False
 
     async def _begin_request(self, event: BeginRequest) -> None:
         if self.closing:
@@ -392,14 +432,50 @@ class ConnectionHandler:
             return
         self.requests[event.request_id] = _Request(self, event.request_id, event.keep_conn)
 
-    def _start_request(self, event: Params) -> None:
-        request = self.requests.get(event.request_id)
-        if request is None:
-            return
-        request.params = event.params
+    def _start_requests(self) -> None:
+        """Start a task for each request in _ready."""
+        task_group = self._task_group
+        assert task_group is not None
+        for request in self._ready:
+            if not request.ended:  # not aborted before it started
+                self.running += 1
+                task_group.start_soon(self._run_request, request)
+        self._ready.clear()
+
+    async def _run_inline(self, request: _Request) -> None:
+        """Run *request* in the reading task until its application first has to wait.
+
+        Then :meth:`_promote` starts a new task that reads the connection from here on,
+        and this task finishes the request (see :mod:`anysgi._inline`). An application
+        that answers without waiting (a small response to a request whose body is all
+        read) costs no task at all.
+        """
+        if request.ended:
+            return  # aborted before it started
         self.running += 1
+        self._inline = True
+        try:
+            await run_inline(self._run_request(request), self._promote)
+        finally:
+            if self._inline:  # not promoted: this task goes on reading
+                self._inline = False
+                if self._cancel_pending:
+                    self._cancel_pending = False
+                    self._reader_scope.cancel()
+                if self._deadline_pending != math.inf:
+                    self._reader_scope.deadline = self._deadline_pending
+                    self._deadline_pending = math.inf
+
+    def _promote(self) -> None:
+        """The inline request must wait: a new task reads the connection from now on."""
+        self._inline = False
+        scope = self._reader_scope = anyio.CancelScope(deadline=self._deadline_pending)
+        self._deadline_pending = math.inf
+        if self._cancel_pending:
+            self._cancel_pending = False
+            scope.cancel()
         assert self._task_group is not None
-        self._task_group.start_soon(self._run_request, request)
+        self._task_group.start_soon(self._read, scope)
 
     async def _receive_body(self, request: _Request, data: bytes) -> None:
         limit = self.config.max_request_body
@@ -534,7 +610,11 @@ class ConnectionHandler:
         self.closing = True
         with contextlib.suppress(*_STREAM_GONE):  # gone already: the reader finds out
             await self.stream.send_eof()
-        self._reader_scope.deadline = anyio.current_time() + LINGER_TIMEOUT
+        deadline = anyio.current_time() + LINGER_TIMEOUT
+        if self._inline:
+            self._deadline_pending = deadline
+        else:
+            self._reader_scope.deadline = deadline
 
     # -- running the application -------------------------------------------------------------
 

@@ -7,7 +7,9 @@ Structure (structured concurrency from accept to response):
   and the kernel's backlog holds new connections;
 * one task per connection (:class:`~._handler.ConnectionHandler`), in the connections'
   task group, which owns its stream and closes it in ``finally``;
-* one task per request, in its connection's task group.
+* each request runs in its connection's task group: in the task that reads the connection
+  until the application first waits (a small answer needs no task of its own), in a task
+  of its own from then on (see :mod:`anysgi.fastcgi._handler`).
 
 Lifespan startup runs before the first accept; ``task_status.started()`` reports the bound
 addresses after it. A graceful stop (the shutdown trigger, or SIGTERM/SIGINT under
