@@ -237,7 +237,7 @@ class MemoryStream:
         data, self.pending = self.pending[:max_bytes], self.pending[max_bytes:]
         return data
 
-    receive_after_wait = receive
+    receive_after_checkpoint = receive
 
     async def send(self, data: bytes) -> None:
         if self.eof_sent or self.closed:

@@ -349,11 +349,12 @@ class ConnectionHandler:
         data = b"x" * READ_SIZE
         while True:
             # After a full read more is probably waiting (an upload): read at once. After a
-            # short one the web server is probably waiting for us: wait, then read.
+            # short one (a request, now answered), let the other connections run first: by
+            # then the next request is usually there and needs no wait (see SocketIO).
             if len(data) == READ_SIZE:
                 data = await stream.receive(READ_SIZE)
             else:
-                data = await stream.receive_after_wait(READ_SIZE)
+                data = await stream.receive_after_checkpoint(READ_SIZE)
             codec.receive_data(data)
             while True:
                 try:
