@@ -10,6 +10,7 @@ import socket
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import pytest
 
 from anysgi._errors import LifespanError
@@ -205,6 +206,25 @@ async def test_a_request_that_waits_hands_reading_to_a_new_task() -> None:
             again = await client.request(params("GET", "/quick"), request_id=1)
     assert (quick.status, slow.status, again.status) == (200, 200, 200)
     assert order == ["/quick", "/slow", "/quick"]
+
+
+async def test_requests_that_wait_reuse_the_spare_reader() -> None:
+    # When an inline request waits, reading moves to another task; once the request is
+    # done, its task waits to take the reading over again instead of ending. So requests
+    # that all wait (a WSGI app's thread hop, a database call) take turns in two tasks
+    # rather than costing a new task each.
+    tasks: list[int] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        tasks.append(anyio.get_current_task().id)
+        await anyio.lowlevel.checkpoint()
+        await hello_app(scope, receive, send)
+
+    async with connected(app, lifespan="off") as client:
+        for _ in range(6):
+            assert (await client.request()).status == 200
+    assert len(tasks) == 6
+    assert len(set(tasks)) == 2
 
 
 async def test_lingering_close_does_not_cut_work_after_the_response(

@@ -9,10 +9,12 @@ requests multiplex).
 Starting a request: when one read completes one request (nearly always: web servers send a
 GET's records in one write and wait for the answer), the reading task runs the application
 itself, inline, rather than paying for a task (more than the rest of a small request costs).
-If the application has to wait (for its body, a disconnect, a database), a new task takes
+If the application has to wait (for its body, a disconnect, a database), another task takes
 over the reading at that moment (:meth:`ConnectionHandler._promote`, :mod:`anysgi._inline`),
 so a request never holds up the others on its connection; until then nothing else could run
-anyway. Several requests completed by one read each get a task in the connection's group.
+anyway. That other task is the spare reader when there is one: a task whose own inline
+request has finished waits to take the reading over again, so requests that wait take turns
+in two tasks instead of starting one each. Several requests completed by one read each get a task in the connection's group.
 The reading task's cancel scope must not reach an inline application, so closing and the
 lingering-close deadline are applied to it only once the application is done or has moved.
 
@@ -264,6 +266,8 @@ class ConnectionHandler:
         )
         self.requests: dict[int, _Request] = {}
         self.running = 0
+        #: No task will read the connection any more.
+        self.reading_ended = False
         self.closing = False
         self.draining = False
         self.broken = False
@@ -280,6 +284,10 @@ class ConnectionHandler:
         #: A cancel or deadline for _reader_scope asked for while _inline: applied after.
         self._cancel_pending = False
         self._deadline_pending = math.inf
+        #: Set by _promote to wake the task waiting in _wait_as_spare, if there is one...
+        self._spare: anyio.Event | None = None
+        #: ...with the cancel scope it is to read under.
+        self._handover: anyio.CancelScope | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -292,15 +300,40 @@ class ConnectionHandler:
             with anyio.CancelScope(shield=True):
                 await self.stream.aclose()
 
-    async def _read(self, scope: anyio.CancelScope) -> None:
-        with scope:
-            if await self._read_loop(scope):
-                return  # another task reads the connection now
+    async def _read(self, scope: anyio.CancelScope | None) -> None:
+        """Read the connection under *scope*; between turns, wait as the spare reader."""
+        while scope is not None:
+            moved = False
+            with scope:
+                moved = await self._read_loop(scope)
+            if not moved:
+                self._end_reading()
+                return
+            # This task ran a request inline and the reading moved to another task while the
+            # request waited. Rather than end, it waits to take over the reading the next
+            # time a request waits: waking a task costs less than starting one.
+            scope = await self._wait_as_spare()
+
+    def _end_reading(self) -> None:
+        self.reading_ended = True
         if self.broken:
             # The peer is gone or broke the protocol: nothing more can be written, so the
             # connection ends now, not when the last application task returns (the
             # descriptor itself is closed once nothing waits on it).
             self.stream.abort()
+        spare = self._spare
+        if spare is not None:  # nothing more to read: the spare reader ends too
+            self._spare = None
+            spare.set()
+
+    async def _wait_as_spare(self) -> anyio.CancelScope | None:
+        """Wait until :meth:`_promote` hands over the reading; None: end this task."""
+        if self.reading_ended or self._spare is not None:
+            return None  # one spare is enough
+        spare = self._spare = anyio.Event()
+        await spare.wait()
+        scope, self._handover = self._handover, None
+        return scope
 
     def drain(self) -> None:
         """Graceful stop: finish the requests in flight, then close; close now if idle."""
@@ -468,13 +501,23 @@ class ConnectionHandler:
                     self._deadline_pending = math.inf
 
     def _promote(self) -> None:
-        """The inline request must wait: a new task reads the connection from now on."""
+        """The inline request must wait: another task reads the connection from now on.
+
+        That is the spare reader if there is one (a task whose own inline request has
+        finished since), otherwise a new task.
+        """
         self._inline = False
         scope = self._reader_scope = anyio.CancelScope(deadline=self._deadline_pending)
         self._deadline_pending = math.inf
         if self._cancel_pending:
             self._cancel_pending = False
             scope.cancel()
+        spare = self._spare
+        if spare is not None:
+            self._spare = None
+            self._handover = scope
+            spare.set()
+            return
         assert self._task_group is not None
         self._task_group.start_soon(self._read, scope)
 
