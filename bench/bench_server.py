@@ -4,11 +4,11 @@ Every backend serves the same hello-world app (bench/_targets.py) on its own por
 CPU 0; one nginx worker (keepalive upstreams, ``fastcgi_keep_conn on``) and wrk share CPU 1.
 uvicorn sits behind ``proxy_pass`` with a keepalive upstream: what one would use instead of
 FastCGI. Two references that are not peers: ``anyio-floor-asyncio`` and ``anyio-floor-trio``
-(``bench/_targets.py``), a canned answer per request with nothing but ``anyio.wait_readable``,
-``recv`` and ``send``: the floor of any server on anyio. Candidates are measured
-interleaved, several rounds, and reported as medians with ratios; CPU time per request (from
-/proc) is reported beside requests per second because it is far less sensitive to other load
-on the machine.
+(``bench/_targets.py``), a canned answer per request with nothing but a checkpoint, ``recv``,
+``anyio.wait_readable`` when the socket is empty, and ``send``: the floor of any server on
+anyio. Candidates are measured interleaved, several rounds, and reported as medians with
+ratios; CPU time per request (from /proc) is reported beside requests per second because it
+is far less sensitive to other load on the machine.
 
 Then memory: a 1 GiB upload (``fastcgi_request_buffering off``) and a 1 GiB download
 (``fastcgi_buffering off``) through nginx, and the backend's peak RSS above its idle RSS.
@@ -17,14 +17,14 @@ Environment: ``BENCH_QUICK``, ``BENCH_ROUNDS`` (default 3), ``BENCH_SECONDS`` (d
 see ``_common.py``.
 
 Where anysgi's CPU time per small request goes (py-spy on the asyncio backend behind nginx,
-November 2026): about a fifth in the codec and ``scope_from_params`` (pure Python, shared),
-a tenth each in anyio's task spawn (one task per request, as the design wants) and in
-``anyio.wait_readable`` (a selector registration per wait), an eighth in the one ``send()``
-system call (loopback TCP delivers to nginx inside it), the rest in the event loop and the
-handler. Running the application inline instead of in a task saved 20-35 us per request in
-an experiment. fcgisgi answers from asyncio protocol callbacks, with ``asyncio.create_task``
-and no per-read registration, which is why it spends less CPU per request despite writing
-each response in four system calls.
+November 2026): the codec and ``scope_from_params`` are pure Python (about 17 us together);
+the rest is the event loop, one ``send()`` system call, and the handler. Two things took
+most of the rest before they were removed: starting an anyio task per request (about 20 us;
+the application now runs in the reading task until it first waits) and waiting for
+readability before each request (on asyncio a selector registration and removal, about
+16 us; the server now checkpoints and reads, and waits only when nothing is there). fcgisgi
+answers from asyncio protocol callbacks, with ``asyncio.create_task`` per request and no
+per-read registration, and writes each response in four system calls.
 """
 
 from __future__ import annotations
