@@ -14,9 +14,10 @@ over the reading at that moment (:meth:`ConnectionHandler._promote`, :mod:`anysg
 so a request never holds up the others on its connection; until then nothing else could run
 anyway. That other task is the spare reader when there is one: a task whose own inline
 request has finished waits to take the reading over again, so requests that wait take turns
-in two tasks instead of starting one each. Several requests completed by one read each get a task in the connection's group.
-The reading task's cancel scope must not reach an inline application, so closing and the
-lingering-close deadline are applied to it only once the application is done or has moved.
+in two tasks instead of starting one each. Several requests completed by one read each get a
+task in the connection's group. The reading task's cancel scope must not reach an inline
+application, so closing and the lingering-close deadline are applied to it only once the
+application is done or has moved.
 
 Backpressure, both ways (see :doc:`/discussion/backpressure`):
 
