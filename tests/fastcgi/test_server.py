@@ -318,6 +318,28 @@ async def test_abort_request_gives_disconnect_and_end_request() -> None:
     assert len(send_error) == 1
 
 
+async def test_request_aborted_in_the_read_that_completes_it_never_reaches_the_app() -> None:
+    called: list[str] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        called.append(scope["path"])
+        await hello_app(scope, receive, send)
+
+    async with connected(app, lifespan="off") as client:
+        # BEGIN_REQUEST, PARAMS, the end of STDIN and ABORT_REQUEST, all in one write.
+        await client.send(
+            p.BeginRequest(1, keep_conn=True),
+            p.Params(1, params("GET", "/aborted")),
+            p.StdinEnd(1),
+            p.AbortRequest(1),
+        )
+        aborted = await client.response(1)
+        assert aborted.end is not None
+        assert aborted.body == b""
+        assert (await client.request(params("GET", "/next"))).status == 200
+    assert called == ["/next"]
+
+
 async def test_closed_socket_gives_disconnect() -> None:
     seen = anyio.Event()
 

@@ -480,8 +480,8 @@ class ConnectionHandler:
     async def _run_inline(self, request: _Request) -> None:
         """Run *request* in the reading task until its application first has to wait.
 
-        Then :meth:`_promote` starts a new task that reads the connection from here on,
-        and this task finishes the request (see :mod:`anysgi._inline`). An application
+        Then :meth:`_promote` hands the reading to another task, and this task finishes
+        the request (see :mod:`anysgi._inline`). An application
         that answers without waiting (a small response to a request whose body is all
         read) costs no task at all.
         """
