@@ -74,7 +74,7 @@ def _floor_response(request_id: int) -> bytes:
     return stdout + bytes([padding, 0]) + body + bytes(padding) + end
 
 
-def anyio_floor(backend: str, host: str, port: int) -> None:
+def anyio_floor(backend: str, host: str, port: int, *, threaded: bool = False) -> None:
     """The least a FastCGI server on anyio can do per request: a reference, not a peer.
 
     One task per connection: a checkpoint, ``recv`` (``anyio.wait_readable`` first when
@@ -83,11 +83,25 @@ def anyio_floor(backend: str, host: str, port: int) -> None:
     BEGIN_REQUEST. No codec, no validation, no application, no task per request; it relies
     on nginx sending each GET in one write. What is left is what anyio and the sockets
     cost, which bounds how fast any server written on anyio (as anysgi's is) can be.
+
+    With *threaded*, the canned response is built in one worker thread: the least a server
+    on anyio that runs WSGI applications in threads can do.
     """
+    import queue
     import socket
+    import threading
 
     import anyio
     import anyio.lowlevel
+
+    jobs: queue.SimpleQueue[tuple[int, list[bytes], anyio.Event]] = queue.SimpleQueue()
+
+    def worker(token: anyio.lowlevel.EventLoopToken) -> None:
+        run_sync_soon = token.backend_class.run_sync_soon
+        while True:
+            request_id, reply, done = jobs.get()
+            reply.append(_floor_response(request_id))
+            run_sync_soon(done.set, (), token.native_token)
 
     async def connection(sock: socket.socket) -> None:
         with sock:
@@ -108,9 +122,22 @@ def anyio_floor(backend: str, host: str, port: int) -> None:
                 if data[1] == 1:  # BEGIN_REQUEST first, as nginx sends it
                     request_id = data[2] << 8 | data[3]
                 if data.endswith(bytes([1, 5, request_id >> 8, request_id & 255, 0, 0, 0, 0])):
-                    sock.send(_floor_response(request_id))
+                    if threaded:
+                        # Built in a worker thread, as a WSGI application's answer must be:
+                        # one hop there (a queue), one back (the loop's own thread-safe
+                        # callback queue, through anyio's event loop token).
+                        done = anyio.Event()
+                        reply: list[bytes] = []
+                        jobs.put((request_id, reply, done))
+                        await done.wait()
+                        sock.send(reply[0])
+                    else:
+                        sock.send(_floor_response(request_id))
 
     async def serve() -> None:
+        if threaded:
+            token = anyio.lowlevel.current_token()
+            threading.Thread(target=worker, args=(token,), daemon=True).start()
         listener = socket.create_server((host, port), backlog=1024)
         listener.setblocking(False)
         async with anyio.create_task_group() as task_group:
@@ -132,6 +159,8 @@ def main(argv: list[str]) -> None:
     host, _, port = addr.rpartition(":")
     if name.startswith("anyio-floor-"):
         anyio_floor(name.removeprefix("anyio-floor-"), host, int(port))
+    elif name.startswith("anyio-thread-floor-"):
+        anyio_floor(name.removeprefix("anyio-thread-floor-"), host, int(port), threaded=True)
     elif name.startswith("anysgi"):
         from anysgi import fastcgi
 

@@ -6,9 +6,11 @@ uvicorn sits behind ``proxy_pass`` with a keepalive upstream: what one would use
 FastCGI. Two references that are not peers: ``anyio-floor-asyncio`` and ``anyio-floor-trio``
 (``bench/_targets.py``), a canned answer per request with nothing but a checkpoint, ``recv``,
 ``anyio.wait_readable`` when the socket is empty, and ``send``: the floor of any server on
-anyio. Candidates are measured interleaved, several rounds, and reported as medians with
-ratios; CPU time per request (from /proc) is reported beside requests per second because it
-is far less sensitive to other load on the machine.
+anyio; and ``anyio-thread-floor-*``, the same with the answer built in a worker thread (one
+hop there and one back per request), the floor of any server on anyio that runs WSGI
+applications in threads. Candidates are measured interleaved, several rounds, and reported
+as medians with ratios; CPU time per request (from /proc) is reported beside requests per
+second because it is far less sensitive to other load on the machine.
 
 Then memory: a 1 GiB upload (``fastcgi_request_buffering off``) and a 1 GiB download
 (``fastcgi_buffering off``) through nginx, and the backend's peak RSS above its idle RSS.
@@ -163,8 +165,10 @@ def _throughput(run_dir: Path, seconds: int, rounds: int) -> None:
         "fcgisgi-asgi-uvloop",
     ]
     targets += ["anysgi-wsgi-asyncio", "anysgi-wsgi-trio", "fcgisgi-wsgi", "flup"]
-    # References, not peers: the least any server on anyio can do (bench/_targets.py).
+    # References, not peers: the least any server on anyio can do (bench/_targets.py), and
+    # the least one that builds its answers in a worker thread, as a WSGI app needs, can do.
     targets += ["anyio-floor-asyncio", "anyio-floor-trio"]
+    targets += ["anyio-thread-floor-asyncio", "anyio-thread-floor-trio"]
     have_flup = importlib.util.find_spec("flup") is not None
     if not have_flup:
         targets.remove("flup")
@@ -219,7 +223,9 @@ def _throughput(run_dir: Path, seconds: int, rounds: int) -> None:
         figures,
         baseline="anysgi-asgi-asyncio",
     )
-    wsgi_figures = [f for f in figures if "-wsgi" in f.name or f.name == "flup"]
+    wsgi_figures = [
+        f for f in figures if "-wsgi" in f.name or f.name == "flup" or "thread-floor" in f.name
+    ]
     report("WSGI apps", wsgi_figures, baseline="anysgi-wsgi-asyncio")
     report(
         "server CPU time per request (lower is better: a ratio above 1 means anysgi costs more)",
