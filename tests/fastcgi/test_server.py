@@ -208,11 +208,9 @@ async def test_a_request_that_waits_hands_reading_to_a_new_task() -> None:
     assert order == ["/quick", "/slow", "/quick"]
 
 
-async def test_requests_that_wait_reuse_the_spare_reader() -> None:
-    # When an inline request waits, reading moves to another task; once the request is
-    # done, its task waits to take the reading over again instead of ending. So requests
-    # that all wait (a WSGI app's thread hop, a database call) take turns in two tasks
-    # rather than costing a new task each.
+async def test_requests_that_wait_briefly_stay_in_the_reading_task() -> None:
+    # Web servers do not multiplex: while a request waits for a moment (a thread hop, a
+    # query), nothing else comes on its connection, and the reading is left where it is.
     tasks: list[int] = []
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -224,7 +222,78 @@ async def test_requests_that_wait_reuse_the_spare_reader() -> None:
         for _ in range(6):
             assert (await client.request()).status == 200
     assert len(tasks) == 6
+    assert len(set(tasks)) == 1
+
+
+async def test_requests_that_wait_reuse_the_spare_reader() -> None:
+    # A request that waits longer than PROMOTE_AFTER has the reading moved to another task;
+    # once the request is done, its task waits to take the reading over again instead of
+    # ending. So such requests take turns in two tasks rather than costing a new task each.
+    tasks: list[int] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        tasks.append(anyio.get_current_task().id)
+        await anyio.sleep(0.03)
+        await hello_app(scope, receive, send)
+
+    async with connected(app, lifespan="off") as client:
+        for _ in range(6):
+            assert (await client.request()).status == 200
+    assert len(tasks) == 6
     assert len(set(tasks)) == 2
+
+
+async def test_a_request_waiting_for_its_body_is_read_for_at_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The delayed promotion must not delay a request's own body: receive() promotes.
+    from anysgi.fastcgi import _handler
+
+    monkeypatch.setattr(_handler, "PROMOTE_AFTER", 3600.0)
+    async with connected(echo_app, lifespan="off") as client:
+        await client.start(params("POST", "/late", body=b"x" * 5), body=None)
+        await anyio.sleep(0.05)  # the app is inline, waiting in receive()
+        await client.send(p.Stdin(1, b"hello"), p.StdinEnd(1))
+        with anyio.fail_after(5):
+            response = await client.response(1)
+    assert response.body.endswith(b"len=5\nhello")
+
+
+async def test_a_multiplexing_peer_gets_its_connection_read_at_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Once the peer has had two requests active at once, a waiting request hands over the
+    # reading immediately: the next request on the connection may be what it waits for.
+    from anysgi.fastcgi import _handler
+
+    monkeypatch.setattr(_handler, "PROMOTE_AFTER", 3600.0)
+    release = anyio.Event()
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["path"] == "/wait":
+            await release.wait()
+        elif scope["path"] == "/release":
+            release.set()
+        await hello_app(scope, receive, send)
+
+    async with connected(app, lifespan="off") as client:
+        # Two requests in one write: the connection is known to multiplex from here on.
+        await client.send(
+            p.BeginRequest(1, keep_conn=True),
+            p.Params(1, params("GET", "/a")),
+            p.StdinEnd(1),
+            p.BeginRequest(2, keep_conn=True),
+            p.Params(2, params("GET", "/b")),
+            p.StdinEnd(2),
+        )
+        assert (await client.response(1)).status == 200
+        assert (await client.response(2)).status == 200
+        await client.start(params("GET", "/wait"), request_id=1)
+        await anyio.sleep(0.05)  # /wait is inline and waiting
+        await client.start(params("GET", "/release"), request_id=2)
+        with anyio.fail_after(5):
+            assert (await client.response(2)).status == 200
+            assert (await client.response(1)).status == 200
 
 
 async def test_lingering_close_does_not_cut_work_after_the_response(

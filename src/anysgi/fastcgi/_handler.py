@@ -9,13 +9,15 @@ requests multiplex).
 Starting a request: when one read completes one request (nearly always: web servers send a
 GET's records in one write and wait for the answer), the reading task runs the application
 itself, inline, rather than paying for a task (more than the rest of a small request costs).
-If the application has to wait (for its body, a disconnect, a database), another task takes
-over the reading at that moment (:meth:`ConnectionHandler._promote`, :mod:`anysgi._inline`),
-so a request never holds up the others on its connection; until then nothing else could run
-anyway. That other task is the spare reader when there is one: a task whose own inline
-request has finished waits to take the reading over again, so requests that wait take turns
-in two tasks instead of starting one each. Several requests completed by one read each get a
-task in the connection's group. The reading task's cancel scope must not reach an inline
+If the application has to wait, another task takes over the reading
+(:meth:`ConnectionHandler._promote`, :mod:`anysgi._inline`), so a request never holds up the
+others on its connection: at once if it waits for its body or the peer multiplexes, else
+within PROMOTE_AFTER if it still waits then (web servers do not multiplex, and most waits,
+a thread hop or a query, are over sooner; see :meth:`ConnectionHandler._on_suspend`). That
+other task is the spare reader when there is one: a task whose own inline request has
+finished waits to take the reading over again, so requests that wait take turns in two
+tasks instead of starting one each. Several requests completed by one read each get a task
+in the connection's group. The reading task's cancel scope must not reach an inline
 application, so closing and the lingering-close deadline are applied to it only once the
 application is done or has moved.
 
@@ -82,7 +84,7 @@ if TYPE_CHECKING:
     from ._config import ServerConfig
     from ._io import Stream
 
-__all__ = ("ConnectionHandler", "tune_socket")
+__all__ = ("ConnectionHandler", "Promotions", "tune_socket")
 
 logger = logging.getLogger("anysgi.fastcgi")
 access_logger = logging.getLogger("anysgi.access")
@@ -92,6 +94,9 @@ access_logger = logging.getLogger("anysgi.access")
 READ_SIZE: Final = 64 * 1024
 #: Seconds a lingering close waits for the peer to close its side.
 LINGER_TIMEOUT: Final = 5.0
+#: Seconds an inline request may wait before its connection is read again (at most: the
+#: promotions are made every PROMOTE_AFTER, see ConnectionHandler._on_suspend).
+PROMOTE_AFTER: Final = 0.005
 
 _GET_VALUES_KNOWN: Final = (
     protocol.FCGI_MAX_CONNS,
@@ -207,6 +212,14 @@ class _Request:
             if self.input_ended and not self.eof_delivered:
                 self.eof_delivered = True
                 return {"type": "http.request", "body": b"", "more_body": False}
+            conn = self.conn
+            if conn._inline:
+                # Only the reader can bring what this waits for, and it is held up by the
+                # inline request: no waiting for the promotions' next turn.
+                if conn.waiting_inline:
+                    conn.promote_waiting()  # another request, inline and waiting
+                else:
+                    conn.promote_on_suspend = True  # this one, about to wait
             waiter = self.waiter = anyio.Event()
             await waiter.wait()
 
@@ -244,6 +257,36 @@ class _Request:
             raise RuntimeError(f"unexpected ASGI message {kind!r} for an http scope")
 
 
+class Promotions:
+    """Connections whose inline request waits, read again within PROMOTE_AFTER.
+
+    One per server; :meth:`run` is its task, and sleeps while no connection waits.
+    """
+
+    def __init__(self) -> None:
+        self.waiting: set[ConnectionHandler] = set()
+        self._wake: anyio.Event | None = None
+
+    def add(self, handler: ConnectionHandler) -> None:
+        self.waiting.add(handler)
+        wake = self._wake
+        if wake is not None:
+            self._wake = None
+            wake.set()
+
+    def discard(self, handler: ConnectionHandler) -> None:
+        self.waiting.discard(handler)
+
+    async def run(self) -> None:
+        while True:
+            if not self.waiting:
+                wake = self._wake = anyio.Event()
+                await wake.wait()
+            await anyio.sleep(PROMOTE_AFTER)
+            for handler in list(self.waiting):
+                handler.promote_waiting()
+
+
 class ConnectionHandler:
     """Serve one connection until it closes; :meth:`run` owns and closes the stream."""
 
@@ -254,9 +297,13 @@ class ConnectionHandler:
         config: ServerConfig,
         state: dict[str, Any] | None,
         peer: str,
+        promotions: Promotions | None = None,
     ) -> None:
         self.stream = stream
         self.app = app
+        #: The server's delayed promotions; None: an inline request that waits is promoted
+        #: at once.
+        self.promotions = promotions
         self.config = config
         self.state = state
         self.peer = peer
@@ -269,6 +316,12 @@ class ConnectionHandler:
         self.running = 0
         #: No task will read the connection any more.
         self.reading_ended = False
+        #: The peer has had two requests active at once on this connection.
+        self.multiplexed = False
+        #: The inline request waits, nobody reads, and a promotion is due (see _on_suspend).
+        self.waiting_inline = False
+        #: The inline request is about to wait for something only the reader brings.
+        self.promote_on_suspend = False
         self.closing = False
         self.draining = False
         self.broken = False
@@ -420,6 +473,8 @@ class ConnectionHandler:
                     assert isinstance(event, BeginRequest)
                     if event.role is Role.RESPONDER and not self.closing:
                         request_id = event.request_id
+                        if self.requests:
+                            self.multiplexed = True
                         self.requests[request_id] = _Request(self, request_id, event.keep_conn)
                     else:
                         await self._begin_request(event)
@@ -471,6 +526,7 @@ class ConnectionHandler:
         """Start a task for each request in _ready."""
         task_group = self._task_group
         assert task_group is not None
+        self.multiplexed = True
         for request in self._ready:
             if not request.ended:  # not aborted before it started
                 self.running += 1
@@ -490,16 +546,49 @@ class ConnectionHandler:
         self.running += 1
         self._inline = True
         try:
-            await run_inline(self._run_request(request), self._promote)
+            await run_inline(self._run_request(request), self._on_suspend)
         finally:
+            self.promote_on_suspend = False
             if self._inline:  # not promoted: this task goes on reading
                 self._inline = False
+                if self.waiting_inline:
+                    self.waiting_inline = False
+                    assert self.promotions is not None
+                    self.promotions.discard(self)
                 if self._cancel_pending:
                     self._cancel_pending = False
                     self._reader_scope.cancel()
                 if self._deadline_pending != math.inf:
                     self._reader_scope.deadline = self._deadline_pending
                     self._deadline_pending = math.inf
+
+    def _on_suspend(self) -> None:
+        """The inline request has to wait: have the connection read again, soon or now.
+
+        Reading while a request waits is how its connection serves other requests (if the
+        web server multiplexes) and hears ABORT_REQUEST or a close. Web servers do not
+        multiplex, and most waits are short (a thread hop, a database query), so handing
+        the reading to another task at once would mostly cost a task switch and, on
+        asyncio, a selector registration for nothing. So unless the peer has shown that it
+        multiplexes, the promotion is left to the server's :class:`Promotions`, which
+        makes it within PROMOTE_AFTER if the request still waits then; a request that
+        waits for its body (receive()) is promoted at once.
+        """
+        promotions = self.promotions
+        if promotions is None or self.multiplexed or self.promote_on_suspend:
+            self.promote_on_suspend = False
+            self._promote()
+            return
+        self.waiting_inline = True
+        promotions.add(self)
+
+    def promote_waiting(self) -> None:
+        """Promote the waiting inline request now (see :meth:`_on_suspend`)."""
+        if self.waiting_inline:
+            self.waiting_inline = False
+            assert self.promotions is not None
+            self.promotions.discard(self)
+            self._promote()
 
     def _promote(self) -> None:
         """The inline request must wait: another task reads the connection from now on.

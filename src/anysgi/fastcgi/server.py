@@ -37,7 +37,7 @@ from anysgi._lifespan import LifespanManager
 
 from ._binds import OpenSocket, describe, fd_is_listening_socket, open_socket, parse_bind
 from ._config import DEFAULT_BIND, LifespanMode, ServerConfig, web_server_addrs_from_env
-from ._handler import ConnectionHandler, tune_socket
+from ._handler import ConnectionHandler, Promotions, tune_socket
 from ._io import SocketIO
 from .protocol import (
     DEFAULT_MAX_CONCURRENT_REQUESTS,
@@ -101,6 +101,7 @@ class _Server:
         self.handlers: set[ConnectionHandler] = set()
         self.draining = False
         self.idle = anyio.Event()
+        self.promotions = Promotions()
         allowed = config.web_server_addrs
         self.allowed: frozenset[str] | None = (
             None if allowed is None else frozenset(_normalise_ip(a) for a in allowed)
@@ -153,7 +154,9 @@ class _Server:
             except OSError:  # the peer left between accept() and now
                 sock.close()
                 return
-            handler = ConnectionHandler(SocketIO(sock), self.app, self.config, self.state, peer)
+            handler = ConnectionHandler(
+                SocketIO(sock), self.app, self.config, self.state, peer, self.promotions
+            )
             self.handlers.add(handler)
             try:
                 if self.draining:
@@ -240,6 +243,8 @@ async def _serve(
         async with lifespan as state:
             server = _Server(app, config, state if config.lifespan != "off" else None)
             async with anyio.create_task_group() as connections:
+                # In the connections' group: requests in flight still need it while draining.
+                connections.start_soon(server.promotions.run)
                 async with anyio.create_task_group() as accepting:
                     accepting.start_soon(server.reap_idle)
                     for opened in sockets:
