@@ -22,6 +22,13 @@ pytestmark = pytest.mark.anyio
 VAR: contextvars.ContextVar[str] = contextvars.ContextVar("VAR", default="unset")
 
 
+class Suspend:
+    """An awaitable that suspends once, for tests that drive run_inline by hand."""
+
+    def __await__(self) -> Any:
+        yield "suspended"
+
+
 class Calls:
     def __init__(self) -> None:
         self.count = 0
@@ -148,10 +155,6 @@ def test_closing_the_outer_coroutine_closes_the_inner_one() -> None:
     # Driven by hand, without an event loop: what happens to a task that is never resumed.
     closed: list[str] = []
 
-    class Suspend:
-        def __await__(self) -> Any:
-            yield "suspended"
-
     async def body() -> None:
         try:
             await Suspend()
@@ -166,10 +169,6 @@ def test_closing_the_outer_coroutine_closes_the_inner_one() -> None:
 
 def test_a_thrown_exception_is_passed_on() -> None:
     caught: list[BaseException] = []
-
-    class Suspend:
-        def __await__(self) -> Any:
-            yield "suspended"
 
     async def body() -> str:
         try:
