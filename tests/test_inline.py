@@ -77,6 +77,26 @@ async def test_runs_in_the_callers_task_and_context() -> None:
     assert VAR.get() == "inner"
 
 
+async def test_with_a_context_of_its_own_its_variables_stay_inside() -> None:
+    # As in a task of its own: it starts with a copy of the caller's variables, keeps what
+    # it sets across its waits, and what it sets does not reach the caller.
+    VAR.set("outer")
+    seen: list[str] = []
+
+    async def body() -> str:
+        seen.append(VAR.get())
+        VAR.set("inner")
+        await anyio.lowlevel.checkpoint()
+        seen.append(VAR.get())
+        return "done"
+
+    context = contextvars.copy_context()
+    assert await run_inline(body(), Calls(), context) == "done"
+    assert seen == ["outer", "inner"]
+    assert VAR.get() == "outer"
+    assert context[VAR] == "inner"
+
+
 async def test_exceptions_propagate_before_and_after_the_first_wait() -> None:
     async def fails_at_once() -> None:
         raise KeyError("now")

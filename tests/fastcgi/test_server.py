@@ -5,6 +5,7 @@ Every test runs on asyncio and on trio (the ``anyio_backend`` fixture).
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import socket
 from typing import Any
@@ -22,6 +23,8 @@ from anysgi.fastcgi.protocol._records import parse_records
 from ._helpers import Client, connected, echo_app, in_memory, params, read_body, running_server
 
 pytestmark = pytest.mark.anyio
+
+REQUEST_ID: contextvars.ContextVar[str] = contextvars.ContextVar("REQUEST_ID", default="unset")
 
 
 async def hello_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -180,6 +183,23 @@ async def test_requests_that_never_wait_run_in_the_connections_own_task() -> Non
         for _ in range(3):
             assert (await client.request()).status == 200
     assert len(set(tasks)) == 1
+
+
+async def test_context_variables_do_not_leak_from_one_request_to_the_next() -> None:
+    # Requests run in the connection's task, but each in a context of its own, as each
+    # would in a task of its own: a variable set by one (middleware that never resets a
+    # request id) is not seen by the next.
+    seen: list[str] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        seen.append(REQUEST_ID.get())
+        REQUEST_ID.set(scope["path"])
+        await hello_app(scope, receive, send)
+
+    async with connected(app, lifespan="off") as client:
+        for path in ("/one", "/two"):
+            assert (await client.request(params("GET", path))).status == 200
+    assert seen == ["unset", "unset"]
 
 
 async def test_a_request_that_waits_hands_reading_to_a_new_task() -> None:

@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import contextvars
 import logging
 import math
 import socket
@@ -546,7 +547,12 @@ class ConnectionHandler:
         self.running += 1
         self._inline = True
         try:
-            await run_inline(self._run_request(request), self._on_suspend)
+            # A context of its own, as a task would have: context variables the application
+            # sets (request ids, in middleware that never resets them) must not reach the
+            # next request on the connection.
+            await run_inline(
+                self._run_request(request), self._on_suspend, contextvars.copy_context()
+            )
         finally:
             self.promote_on_suspend = False
             if self._inline:  # not promoted: this task goes on reading
