@@ -334,7 +334,8 @@ class ConnectionHandler:
         self._task_group: anyio.abc.TaskGroup | None = None
         #: Requests whose PARAMS ended in the current batch of events, not started yet.
         self._ready: list[_Request] = []
-        #: The reading task is running a request inline (see _run_inline) and still reads.
+        #: The reading task is running a request inline (see _run_inline), and the reading
+        #: has not moved to another task.
         self._inline = False
         #: A cancel or deadline for _reader_scope asked for while _inline: applied after.
         self._cancel_pending = False
@@ -537,10 +538,10 @@ class ConnectionHandler:
     async def _run_inline(self, request: _Request) -> None:
         """Run *request* in the reading task until its application first has to wait.
 
-        Then :meth:`_promote` hands the reading to another task, and this task finishes
-        the request (see :mod:`anysgi._inline`). An application
-        that answers without waiting (a small response to a request whose body is all
-        read) costs no task at all.
+        Then the reading moves to another task (:meth:`_on_suspend`), and this task
+        finishes the request (see :mod:`anysgi._inline`). An application that answers
+        without waiting (a small response to a request whose body is all read) costs no
+        task at all.
         """
         if request.ended:
             return  # aborted before it started
