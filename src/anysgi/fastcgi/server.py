@@ -7,9 +7,10 @@ Structure (structured concurrency from accept to response):
   and the kernel's backlog holds new connections;
 * one task per connection (:class:`~._handler.ConnectionHandler`), in the connections'
   task group, which owns its stream and closes it in ``finally``;
-* each request runs in its connection's task group: in the task that reads the connection
-  until the application first waits (a small answer needs no task of its own), in a task
-  of its own from then on (see :mod:`anysgi.fastcgi._handler`).
+* each request runs in its connection's task group, in the task that reads the
+  connection (a small answer needs no task of its own); once its application waits, the
+  reading moves to another task and the request keeps this one (see
+  :mod:`anysgi.fastcgi._handler`).
 
 Lifespan startup runs before the first accept; ``task_status.started()`` reports the bound
 addresses after it. A graceful stop (the shutdown trigger, or SIGTERM/SIGINT under
