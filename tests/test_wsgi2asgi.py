@@ -31,7 +31,7 @@ from hypothesis import strategies as st
 
 from anysgi import WSGI2ASGI
 from anysgi._threads import Doorbell, ThreadPool
-from anysgi.wsgi2asgi import _RAISE, ClientDisconnected, FileWrapper, _Exchange
+from anysgi.wsgi2asgi import _RAISE, ClientDisconnected, FileWrapper, _BlockingWaits, _Exchange
 
 from .asgi_driver import Driver, Result, body_messages, call, http_scope
 
@@ -51,6 +51,16 @@ pytestmark = pytest.mark.anyio
 def anyio_backend(request: pytest.FixtureRequest) -> Any:
     """This module also runs on uvloop: WSGI2ASGI must work unchanged on it."""
     return request.param
+
+
+@pytest.fixture(autouse=True, params=["blocking", "parked"])
+def loop_wait(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test runs both ways the event loop can wait for a worker: blocked for a while
+    first (the default ``blocking_wait``), and parked in a task from the start (as after a
+    worker that did not answer in time, or with ``blocking_wait=0``)."""
+    if request.param == "parked":
+        monkeypatch.setattr(_BlockingWaits, "next_timeout", lambda self: 0.0)
+    return str(request.param)
 
 
 def wrap(app: WSGIApp, **options: Any) -> WSGI2ASGI:

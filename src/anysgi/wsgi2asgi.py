@@ -11,15 +11,21 @@ How a request flows (docs/discussion/wsgi2asgi.rst explains why):
    (Django's database connections) across those steps, so they never move between threads.
    The pool is not anyio's ``to_thread``: that hop costs about 55 us, most of a small
    request (docs/discussion/wsgi2asgi.rst, "Whose threads").
-3. A response that is complete after its first chunk (a list or tuple, a body that reaches
+3. The event loop thread first waits for the worker blocked, for at most ``blocking_wait``
+   (0.5 ms): a small app answers sooner than the loop could park the request's task and be
+   woken through its self-pipe, and while the app runs Python code it holds the GIL, so
+   the loop could not have run anyway. If the worker has not answered by then, the task
+   waits for it as any task waits, and the next requests do not block for a while
+   (:class:`_BlockingWaits`).
+4. A response that is complete after its first chunk (a list or tuple, a body that reaches
    its Content-Length, an empty body) comes back to the loop as one value and is sent from
    there: one hop into the thread, one back. Anything longer is streamed by the worker:
    it hands each chunk to the request's task (``_Exchange.call_loop``) and waits for the
    send to finish, which is also the backpressure: the thread waits while the server
    cannot take more.
-4. While a response streams, a watcher task waits on ``receive()`` for ``http.disconnect``;
+5. While a response streams, a watcher task waits on ``receive()`` for ``http.disconnect``;
    the worker checks the flag it sets before each ``next()`` and stops at once.
-5. If the task is cancelled, it raises a flag the worker checks at its next chunk or read,
+6. If the task is cancelled, it raises a flag the worker checks at its next chunk or read,
    and waits, shielded, for the worker to be done with the request before it returns.
 """
 
@@ -311,6 +317,7 @@ class _Exchange:
         "headers",
         "headers_sent",
         "input_done",
+        "mutex",
         "op",
         "outcome",
         "pathsend",
@@ -321,6 +328,7 @@ class _Exchange:
         "send",
         "status",
         "token",
+        "waiter",
         "wake",
     )
 
@@ -347,8 +355,12 @@ class _Exchange:
         self.headers_sent = False
         self.disconnected = False
         self.cancelled = False  # the request's task was cancelled: stop at the next chunk
-        # The hand-offs (see serve()); set on the loop before the worker starts.
+        # The hand-offs (see serve()); set on the loop before the worker can need them.
         self.pool: ThreadPool
+        #: Held by the event loop thread while it waits for the worker, blocked (see
+        #: serve()); the worker releases it instead of waking the loop. None otherwise.
+        self.waiter: threading.Lock | None = None
+        self.mutex: threading.Lock  # orders the worker's release against the loop giving up
         self.token: anyio.lowlevel.EventLoopToken
         self.wake: anyio.Event  # set (from the worker) when the loop has something to do
         self.context: contextvars.Context
@@ -439,6 +451,15 @@ class _Exchange:
 
     def wake_loop(self) -> bool:
         """Have the request's task woken; False (logged) if its event loop is closed."""
+        if self.waiter is not None:
+            with self.mutex:
+                waiter = self.waiter
+                if waiter is not None:
+                    # The event loop thread itself waits for this, blocked: no callback
+                    # to schedule, no task to wake.
+                    self.waiter = None
+                    waiter.release()
+                    return True
         token = self.token
         try:
             token.backend_class.run_sync_soon(self.wake.set, (), token.native_token)
@@ -656,34 +677,76 @@ class _Exchange:
 
     # --- event-loop side: the request's task --------------------------------------------
 
-    async def serve(self, pool: ThreadPool) -> _Outcome:
+    async def serve(self, pool: ThreadPool, waits: _BlockingWaits) -> _Outcome:
         """Run the exchange in a pool thread and do what it asks of the loop until it ends.
 
         The worker runs in a fresh copy of this task's context, as if it were a task of its
         own (anyio's ``to_thread`` does the same), so context variables set by ASGI
         middleware reach the application.
+
+        First the event loop thread waits for the worker blocked, for at most
+        ``waits.next_timeout()`` (see ``blocking_wait`` in :class:`WSGI2ASGI`); then, if
+        the worker has not answered, this task waits for it as any task waits.
         """
         self.pool = pool
-        self.token = anyio.lowlevel.current_token()
-        self.wake = anyio.Event()
         context = contextvars.copy_context()
         if _async_library is not None and _async_library.get() is not None:
             # Code in the thread must not believe it runs in the event loop (sniffio).
             context.run(_async_library.set, None)
         self.context = context
-        pool.submit(self)
-        outcome = await self._serve(watching=False)
+        timeout = waits.next_timeout()
+        if timeout <= 0:
+            self.token = anyio.lowlevel.current_token()
+            self.wake = anyio.Event()
+            pool.submit(self)
+            outcome = await self._serve(watching=False)
+        else:
+            waiter = self.waiter = threading.Lock()
+            waiter.acquire()
+            self.mutex = threading.Lock()
+            pool.submit(self)
+            # Blocks the event loop, for at most `timeout`: see WSGI2ASGI's blocking_wait.
+            woken = waiter.acquire(timeout=timeout)
+            if not woken:
+                woken = self._stop_blocking()
+            if woken:
+                waits.answered()
+                answer = self.outcome
+                if answer is None:
+                    # The worker asks for the loop (a chunk to send, the body to read):
+                    # the rest of the exchange is done the usual way.
+                    self.token = anyio.lowlevel.current_token()
+                    self.wake = anyio.Event()
+                    answer = await self._serve(watching=False, woken=True)
+                outcome = answer
+            else:
+                waits.timed_out()
+                outcome = await self._serve(watching=False)
         if outcome[0] == _RAISE:
             raise outcome[1]
         return outcome
 
-    async def _serve(self, *, watching: bool) -> _Outcome:
+    def _stop_blocking(self) -> bool:
+        """The blocking wait timed out: from now on the worker wakes this task through
+        the event loop. True if the worker answered in the meantime after all."""
+        with self.mutex:
+            if self.waiter is None:
+                return True  # released just now, after the timeout
+            self.token = anyio.lowlevel.current_token()
+            self.wake = anyio.Event()
+            self.waiter = None
+            return False
+
+    async def _serve(self, *, watching: bool, woken: bool = False) -> _Outcome:
         while True:
-            try:
-                await self.wake.wait()
-            except BaseException:
-                await self._stop(running_op=False)
-                raise
+            if woken:
+                woken = False  # the worker has posted an op already
+            else:
+                try:
+                    await self.wake.wait()
+                except BaseException:
+                    await self._stop(running_op=False)
+                    raise
             outcome = self.outcome
             if outcome is not None:
                 return outcome
@@ -799,6 +862,42 @@ class _Exchange:
         await self.send({"type": "http.response.pathsend", "path": path})
 
 
+@final
+class _BlockingWaits:
+    """When the event loop thread waits for a worker blocked, and for how long.
+
+    Every request, while the application answers within *timeout*. When it does not,
+    the next requests do not block at all, for longer each time it happens again (1, 2,
+    4... up to _MAX_BACKOFF requests); one answer in time starts it all over. So an
+    application that waits on the network costs the loop *timeout* at most once in that
+    many requests. Shared by the event loops an instance serves; a race between them
+    only shifts the count.
+    """
+
+    __slots__ = ("_backoff", "_skip", "timeout")
+
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout
+        self._backoff = 0
+        self._skip = 0
+
+    def next_timeout(self) -> float:
+        """How long to block for the next request; 0: do not block."""
+        if self._skip:
+            self._skip -= 1
+            return 0.0
+        return self.timeout
+
+    def answered(self) -> None:
+        self._backoff = 0
+
+    def timed_out(self) -> None:
+        self._backoff = self._skip = min(self._backoff * 2 or 1, _MAX_BACKOFF)
+
+
+_MAX_BACKOFF: Final = 1024
+
+
 # Header names already checked, as the lowercased bytes ASGI wants ("Header names must be
 # lowercased"): apps send the same few names on every response. Bounded, so names that
 # vary cannot grow it without limit.
@@ -854,9 +953,10 @@ class WSGI2ASGI:
     The threads are not anyio's (:func:`anyio.to_thread.run_sync`), so the application
     cannot use :mod:`anyio.from_thread` without an explicit ``token``: it raises "Not
     running inside an AnyIO worker thread". The reason is speed: anyio's hop into a
-    thread and back costs about 55 us, and the WSGI hello app driven in process takes
+    thread and back costs about 55 us, and the WSGI hello app driven in process took
     36.8 us per request on these threads against 67.9 us on anyio's (uvicorn's own WSGI
-    middleware: 83 us).
+    middleware: 83 us). With the loop's blocking wait (*blocking_wait*) it takes about
+    18 us.
     ``lifespan`` is answered (there is nothing to start), ``websocket`` connections are
     refused, and any other scope type raises :exc:`ValueError`.
 
@@ -883,9 +983,27 @@ class WSGI2ASGI:
         does), so the server can use ``sendfile``. The file must be read from its start and
         its size must match any Content-Length; the iterable is closed after the server
         has taken the path.
+    :param blocking_wait: how long, in seconds, the event loop's own thread waits for a
+        request's worker thread, blocked, before the request's task waits like any task
+        and the loop serves others. Parking the task and waking it again through the
+        loop costs more than a small application takes to answer, and while the
+        application runs Python code it holds the GIL, so the loop could not have run
+        anyway. An application that answers later (it waits on a database, say) costs
+        the loop this long; then the next request does not block at all, and if it
+        happens again, the next 2, 4... up to 1024 requests do not, until one answers in
+        time. 0 never blocks. 0.5 ms.
     """
 
-    __slots__ = ("_pool", "app", "file_block_size", "max_threads", "pathsend", "prefetch_size")
+    __slots__ = (
+        "_pool",
+        "_waits",
+        "app",
+        "blocking_wait",
+        "file_block_size",
+        "max_threads",
+        "pathsend",
+        "prefetch_size",
+    )
 
     def __init__(
         self,
@@ -895,6 +1013,7 @@ class WSGI2ASGI:
         prefetch_size: int = 64 * 1024,
         file_block_size: int = 256 * 1024,
         pathsend: bool = True,
+        blocking_wait: float = 0.0005,
     ) -> None:
         if max_threads < 1:
             raise ValueError(f"max_threads must be at least 1, not {max_threads}")
@@ -902,11 +1021,15 @@ class WSGI2ASGI:
             raise ValueError(f"prefetch_size must not be negative, not {prefetch_size}")
         if file_block_size < 1:
             raise ValueError(f"file_block_size must be at least 1, not {file_block_size}")
+        if not blocking_wait >= 0:  # NaN too
+            raise ValueError(f"blocking_wait must not be negative, not {blocking_wait}")
         self.app = app
         self.max_threads = max_threads
         self.prefetch_size = prefetch_size
         self.file_block_size = file_block_size
         self.pathsend = pathsend
+        self.blocking_wait = blocking_wait
+        self._waits = _BlockingWaits(blocking_wait)
         # The instance's own threads, started on demand; shared by every event loop the
         # instance serves (in turn or at once), on either backend.
         self._pool = ThreadPool(max_threads, name=_POOL_NAME)
@@ -973,7 +1096,7 @@ class WSGI2ASGI:
         if pool.pid != os.getpid():
             pool = self._pool_of_this_process()
         try:
-            outcome = await exchange.serve(pool)
+            outcome = await exchange.serve(pool, self._waits)
             kind = outcome[0]
             if kind in (_COMPLETE, _CUT):
                 await send(
