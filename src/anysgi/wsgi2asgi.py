@@ -714,9 +714,9 @@ class _Exchange:
                 answer = self.outcome
                 if answer is None:
                     # The worker asks for the loop (a chunk to send, the body to read):
-                    # the rest of the exchange is done the usual way.
+                    # the rest of the exchange is done the usual way (_serve makes the
+                    # event the worker wakes next).
                     self.token = anyio.lowlevel.current_token()
-                    self.wake = anyio.Event()
                     answer = await self._serve(watching=False, woken=True)
                 outcome = answer
             else:
