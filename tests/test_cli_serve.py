@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import resource
 import signal
@@ -61,6 +62,15 @@ async def broken(scope, receive, send):
 
 
 def create_app():
+    return hello
+
+
+def slow_start():
+    # A factory: each pre-fork worker calls it after the fork, before its event loop.
+    Path(os.environ["STARTED_DIR"], f"loading-{os.getpid()}").touch()
+    import time
+
+    time.sleep(1.0)
     return hello
 
 
@@ -227,14 +237,69 @@ def test_stop_signal_finishes_requests_in_flight_and_exits_0(
             os.killpg(proc.pid, signal.SIGINT)
         for thread in threads:
             thread.join(10)
-        assert proc.wait(10) == 0
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(10)
+        hung = _process_tree(proc.pid) if proc.poll() is None else ""
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
         stderr = _stderr(proc)
+    assert not hung, f"still running 10 s after the signal:\n{hung}\n{stderr}"
+    assert proc.returncode == 0, stderr
     assert results == {f"r{i}": f"finished /r{i}".encode() for i in range(5)}, stderr
     assert "stopping gracefully" in stderr
+    assert "stopping now" not in stderr
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_workers_told_to_stop_while_starting_stop_with_sigint_inherited_ignored(
+    apps: Path, tmp_path: Path, port: int, backend: str
+) -> None:
+    # `anysgi serve ... &` in a script (or a CI runner) starts it with SIGINT ignored. The
+    # server stops on SIGINT all the same; a worker that gets it while it still starts
+    # must not lose it (trio's start-up re-sets SIGINT's handler, which discards a pending
+    # ignored signal).
+    started = tmp_path / "started"
+    started.mkdir()
+    serve = anysgi(
+        "cliapps:slow_start", "--factory", "--bind", f"127.0.0.1:{port}",
+        "--backend", backend, "--workers", "2",
+    )  # fmt: skip
+    ignoring_sigint = [
+        sys.executable,
+        "-c",
+        (
+            "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_IGN); "
+            "os.execv(sys.argv[1], sys.argv[1:])"
+        ),
+        *serve,
+    ]
+    proc = subprocess.Popen(
+        ignoring_sigint,
+        cwd=apps,
+        env={**os.environ, "STARTED_DIR": str(started)},
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while len(list(started.iterdir())) < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert len(list(started.iterdir())) == 2, "both workers are in the factory"
+        os.killpg(proc.pid, signal.SIGINT)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(10)
+        hung = _process_tree(proc.pid) if proc.poll() is None else ""
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        stderr = _stderr(proc)
+    assert not hung, f"still running 10 s after the signal:\n{hung}\n{stderr}"
+    assert proc.returncode == 0, stderr
+    assert stderr.count("SIGINT: stopping gracefully") == 2, stderr
     assert "stopping now" not in stderr
 
 
@@ -278,6 +343,21 @@ def _stderr(proc: subprocess.Popen[str]) -> str:
     assert proc.stderr is not None
     with proc.stderr:
         return proc.stderr.read()
+
+
+def _process_tree(pid: int) -> str:
+    """What a server that does not stop is doing: each process, its state, its signals."""
+    lines = []
+    for process in [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]:
+        with contextlib.suppress(psutil.Error):
+            lines.append(
+                f"{process.pid} {process.status()} threads={process.num_threads()} "
+                f"{' '.join(process.cmdline()[-6:])}"
+            )
+            # Signals pending, blocked, ignored and caught: where a stop signal went.
+            status = Path(f"/proc/{process.pid}/status").read_text().splitlines()
+            lines.append("  " + " ".join(x for x in status if x.startswith(("Sig", "Shd"))))
+    return "\n".join(lines)
 
 
 def _worker_pids(master: int) -> set[int]:

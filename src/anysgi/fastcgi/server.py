@@ -26,6 +26,7 @@ import ipaddress
 import logging
 import signal
 import socket
+import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, Final, Literal
@@ -454,6 +455,7 @@ def run_config(
     # unblocks them: a stop asked for while the loop and the app start up is not lost.
     stop_signals = {signal.SIGTERM, signal.SIGINT}
     previous = signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)
+    ignored = _unignore(stop_signals)
     try:
         anyio.run(
             functools.partial(serve_until_signalled, app, config, ready),
@@ -461,7 +463,30 @@ def run_config(
             backend_options=backend_options,
         )
     finally:
+        for signum in ignored:
+            signal.signal(signum, signal.SIG_IGN)
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def _unignore(signals: set[signal.Signals]) -> list[signal.Signals]:
+    """Give the default action back to those of *signals* that are ignored (blocked, they
+    wait); return which ones were.
+
+    A process started in the background by a non-interactive shell (``cmd &`` in a script,
+    many CI runners and supervisors) inherits SIGINT ignored. The server stops on it all
+    the same once its receiver is installed, but until then it must stay pending, and an
+    ignored signal does not: POSIX, sigaction(): "Setting a signal action to SIG_IGN for
+    a signal that is pending shall cause the pending signal to be discarded", and trio
+    does that while it starts (it probes for the main thread with
+    ``signal.signal(SIGINT, signal.getsignal(SIGINT))``). A pre-fork worker that was told
+    to stop while it started would then never stop.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return []  # signal.signal() is for the main thread; so is the signal receiver
+    ignored = sorted(s for s in signals if signal.getsignal(s) == signal.SIG_IGN)
+    for signum in ignored:
+        signal.signal(signum, signal.SIG_DFL)  # blocked: it cannot act before the receiver
+    return ignored
 
 
 def run(
