@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, cast
 
@@ -209,15 +210,7 @@ def test_stop_signal_finishes_requests_in_flight_and_exits_0(
         "cliapps:slow", "--bind", f"127.0.0.1:{port}", "--backend", backend,
         "--workers", str(workers),
     )  # fmt: skip
-    proc = subprocess.Popen(
-        argv,
-        cwd=apps,
-        env={**os.environ, "STARTED_DIR": str(started)},
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
-    try:
+    with _server(argv, apps, started) as proc:
         wait_for_tcp("127.0.0.1", port, proc=cast(Any, proc))
         results: dict[str, bytes] = {}
 
@@ -227,26 +220,14 @@ def test_stop_signal_finishes_requests_in_flight_and_exits_0(
         threads = [threading.Thread(target=one, args=(f"r{i}",)) for i in range(5)]
         for thread in threads:
             thread.start()
-        deadline = time.monotonic() + 10
-        while len(list(started.iterdir())) < 5 and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert len(list(started.iterdir())) == 5, "all five requests are in flight"
+        _wait_for_files(started, 5, "all five requests are in flight")
         if how == "SIGTERM":
             proc.send_signal(signal.SIGTERM)
         else:
             os.killpg(proc.pid, signal.SIGINT)
         for thread in threads:
             thread.join(10)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(10)
-        hung = _process_tree(proc.pid) if proc.poll() is None else ""
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-        stderr = _stderr(proc)
-    assert not hung, f"still running 10 s after the signal:\n{hung}\n{stderr}"
-    assert proc.returncode == 0, stderr
+        stderr = _stopped(proc)
     assert results == {f"r{i}": f"finished /r{i}".encode() for i in range(5)}, stderr
     assert "stopping gracefully" in stderr
     assert "stopping now" not in stderr
@@ -275,8 +256,20 @@ def test_workers_told_to_stop_while_starting_stop_with_sigint_inherited_ignored(
         ),
         *serve,
     ]
+    with _server(ignoring_sigint, apps, started) as proc:
+        _wait_for_files(started, 2, "both workers are in the factory")
+        os.killpg(proc.pid, signal.SIGINT)
+        stderr = _stopped(proc)
+    assert stderr.count("SIGINT: stopping gracefully") == 2, stderr
+    assert "stopping now" not in stderr
+
+
+@contextlib.contextmanager
+def _server(argv: list[str], apps: Path, started: Path) -> Iterator[subprocess.Popen[str]]:
+    """``anysgi serve`` in a session of its own (Ctrl-C signals its process group); killed
+    if it is still running at the end."""
     proc = subprocess.Popen(
-        ignoring_sigint,
+        argv,
         cwd=apps,
         env={**os.environ, "STARTED_DIR": str(started)},
         stderr=subprocess.PIPE,
@@ -284,23 +277,33 @@ def test_workers_told_to_stop_while_starting_stop_with_sigint_inherited_ignored(
         start_new_session=True,
     )
     try:
-        deadline = time.monotonic() + 10
-        while len(list(started.iterdir())) < 2 and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert len(list(started.iterdir())) == 2, "both workers are in the factory"
-        os.killpg(proc.pid, signal.SIGINT)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(10)
-        hung = _process_tree(proc.pid) if proc.poll() is None else ""
+        yield proc
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
-        stderr = _stderr(proc)
+
+
+def _wait_for_files(directory: Path, count: int, what: str) -> None:
+    deadline = time.monotonic() + 10
+    while len(list(directory.iterdir())) < count and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert len(list(directory.iterdir())) == count, what
+
+
+def _stopped(proc: subprocess.Popen[str]) -> str:
+    """Wait (10 s at most) for a server told to stop to exit 0; return its stderr."""
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(10)
+    hung = ""
+    if proc.poll() is None:
+        hung = _process_tree(proc.pid)
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    stderr = _stderr(proc)
     assert not hung, f"still running 10 s after the signal:\n{hung}\n{stderr}"
     assert proc.returncode == 0, stderr
-    assert stderr.count("SIGINT: stopping gracefully") == 2, stderr
-    assert "stopping now" not in stderr
+    return stderr
 
 
 @pytest.mark.parametrize("backend", ["asyncio", "trio"])
