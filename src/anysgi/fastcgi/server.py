@@ -472,8 +472,8 @@ def _unignore(signals: set[signal.Signals]) -> list[signal.Signals]:
     """Give the default action back to those of *signals* that are ignored (blocked, they
     wait); return which ones were.
 
-    A process started in the background by a non-interactive shell (``cmd &`` in a script,
-    many CI runners and supervisors) inherits SIGINT ignored. The server stops on it all
+    A process started in the background by a non-interactive shell (``cmd &`` in a
+    script), and everything it starts in turn, inherits SIGINT ignored. The server stops on it all
     the same once its receiver is installed, but until then it must stay pending, and an
     ignored signal does not: POSIX, sigaction(): "Setting a signal action to SIG_IGN for
     a signal that is pending shall cause the pending signal to be discarded", and trio
