@@ -18,6 +18,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -168,7 +169,7 @@ def run_server(
 
 
 def stop_process_group(
-    proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeout: float = 10.0
+    proc: subprocess.Popen[Any], sig: int = signal.SIGTERM, timeout: float = 10.0
 ) -> None:
     """Signal the process group of *proc*; SIGKILL it if it has not exited in *timeout*."""
     if proc.poll() is None:

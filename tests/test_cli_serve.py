@@ -21,7 +21,7 @@ import pytest
 from anysgi import __version__
 from anysgi.cli import main
 
-from ._servers import free_port, run_server, wait_for_tcp, wait_for_unix
+from ._servers import free_port, run_server, stop_process_group, wait_for_tcp, wait_for_unix
 from .fastcgi import sync_client
 from .fastcgi._helpers import params
 
@@ -237,7 +237,7 @@ def test_stop_signal_finishes_requests_in_flight_and_exits_0(
 def test_workers_told_to_stop_while_starting_stop_with_sigint_inherited_ignored(
     apps: Path, tmp_path: Path, port: int, backend: str
 ) -> None:
-    # `anysgi serve ... &` in a script (or a CI runner) starts it with SIGINT ignored. The
+    # `anysgi serve ... &` in a shell script starts it with SIGINT ignored. The
     # server stops on SIGINT all the same; a worker that gets it while it still starts
     # must not lose it (trio's start-up re-sets SIGINT's handler, which discards a pending
     # ignored signal).
@@ -279,9 +279,7 @@ def _server(argv: list[str], apps: Path, started: Path) -> Iterator[subprocess.P
     try:
         yield proc
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        stop_process_group(proc, signal.SIGKILL)
 
 
 def _wait_for_files(directory: Path, count: int, what: str) -> None:

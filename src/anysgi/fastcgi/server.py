@@ -473,11 +473,11 @@ def _unignore(signals: set[signal.Signals]) -> list[signal.Signals]:
     wait); return which ones were.
 
     A process started in the background by a non-interactive shell (``cmd &`` in a
-    script), and everything it starts in turn, inherits SIGINT ignored. The server stops on it all
-    the same once its receiver is installed, but until then it must stay pending, and an
-    ignored signal does not: POSIX, sigaction(): "Setting a signal action to SIG_IGN for
-    a signal that is pending shall cause the pending signal to be discarded", and trio
-    does that while it starts (it probes for the main thread with
+    script), and everything it starts in turn, inherits SIGINT ignored. The server stops
+    on it all the same once its receiver is installed, but until then it must stay
+    pending, and an ignored signal does not: POSIX, sigaction(): "Setting a signal action
+    to SIG_IGN for a signal that is pending shall cause the pending signal to be
+    discarded", and trio does that while it starts (it probes for the main thread with
     ``signal.signal(SIGINT, signal.getsignal(SIGINT))``). A pre-fork worker that was told
     to stop while it started would then never stop.
     """
